@@ -1,0 +1,1 @@
+"""Command-line applications: ``zerodl <app> ...``. The only layer that parses argv."""

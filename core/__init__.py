@@ -1,0 +1,1 @@
+"""zerodl core: NumPy engine."""

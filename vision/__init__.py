@@ -1,0 +1,1 @@
+"""zerodl vision package."""
