@@ -361,12 +361,26 @@ class Sequential(Module):
 
     def backward(self, dy):
         mods = list(self._modules.values())
-        stop = 0
-        if not self.requires_input_grad:
-            stop = next((i for i, m in enumerate(mods) if m.has_trainable()), len(mods))
-        for m in reversed(mods[stop:]):
+        if self.requires_input_grad:
+            for m in reversed(mods):
+                dy = m.backward(dy)
+            return dy
+        stop = next((i for i, m in enumerate(mods) if m.has_trainable()), len(mods))
+        for m in reversed(mods[stop + 1:]):
             dy = m.backward(dy)
-        return dy if stop == 0 else None
+        if stop < len(mods):
+            # The lowest trainable child needs its parameter gradients but not its input gradient.
+            lowest = mods[stop]
+            own = lowest.__dict__.get("requires_input_grad")
+            lowest.requires_input_grad = False
+            try:
+                lowest.backward(dy)
+            finally:
+                if own is None:
+                    del lowest.__dict__["requires_input_grad"]
+                else:
+                    lowest.requires_input_grad = own
+        return None
 
 
 class Residual(Module):

@@ -1,0 +1,5 @@
+"""Layers: Modules that own parameters and call ``core.functional`` kernels."""
+from .activations import GELU, LeakyReLU, ReLU, ReLU6, Sigmoid, Softmax, Step, Tanh  # noqa: F401
+from .batchnorm import BatchNorm1d, BatchNorm2d  # noqa: F401
+from .dropout import Dropout, Dropout2d  # noqa: F401
+from .linear import Flatten, Identity, Linear  # noqa: F401
