@@ -1,0 +1,221 @@
+"""Optimizers with per-coordinate step sizes: AdaGrad, RMSprop, Adam and AdamW.
+
+All updates run in place on state arrays and reusable scratch buffers, so a
+step allocates nothing after the first. Formulas follow PyTorch's
+``torch.optim`` (same defaults, same placement of ``eps``) so results match it.
+"""
+from __future__ import annotations
+
+import math
+
+from ..backend import get_array_module
+from .optimizer import Optimizer, check_fraction, check_nonnegative
+
+
+class AdaGrad(Optimizer):
+    """Duchi et al. 2011: ``h += g*g; p -= lr_t * g / (sqrt(h) + eps)``.
+
+    ``lr_t = lr / (1 + (t - 1) * lr_decay)`` at step ``t``; ``g`` includes the
+    L2 term ``weight_decay * p``. The book's ``AdaGrad`` is this with
+    ``eps=1e-7``.
+
+    Args:
+        lr: learning rate. lr_decay: per-step decay of the learning rate.
+        weight_decay: L2 penalty. initial_accumulator_value: starting ``h``.
+        eps: added to ``sqrt(h)`` for stability.
+    """
+
+    def __init__(self, params, lr: float = 0.01, lr_decay: float = 0.0, weight_decay: float = 0.0,
+                 initial_accumulator_value: float = 0.0, eps: float = 1e-10):
+        super().__init__(params, dict(lr=lr, lr_decay=lr_decay, weight_decay=weight_decay,
+                                      initial_accumulator_value=initial_accumulator_value, eps=eps))
+
+    def _validate(self, group: dict) -> None:
+        super()._validate(group)
+        group["lr_decay"] = check_nonnegative("AdaGrad", "lr_decay", group["lr_decay"])
+        group["initial_accumulator_value"] = check_nonnegative(
+            "AdaGrad", "initial_accumulator_value", group["initial_accumulator_value"])
+        group["eps"] = check_nonnegative("AdaGrad", "eps", group["eps"])
+
+    def _update(self, p, grad, state, group) -> None:
+        xp = get_array_module(p.data)
+        if not state:
+            state["step"] = 0
+            state["sum"] = xp.full_like(p.data, group["initial_accumulator_value"])
+        state["step"] += 1
+        clr = group["lr"] / (1.0 + (state["step"] - 1) * group["lr_decay"])
+        g = self._decayed_grad(p, grad, group["weight_decay"], slot=0)
+        h, tmp = state["sum"], self._buffer(p, 1)
+        xp.multiply(g, g, out=tmp)
+        h += tmp
+        xp.sqrt(h, out=tmp)
+        tmp += group["eps"]
+        xp.divide(g, tmp, out=tmp)
+        tmp *= -clr
+        p.data += tmp
+
+
+class RMSprop(Optimizer):
+    """Tieleman & Hinton 2012: a leaky average of squared gradients scales each step.
+
+    ::
+
+        v = alpha * v + (1 - alpha) * g*g
+        c = alpha * c + (1 - alpha) * g;  v_hat = v - c*c     (centered only)
+        d = g / (sqrt(v_hat) + eps)
+        buf = momentum * buf + d;  p -= lr * buf              (momentum > 0)
+        p -= lr * d                                           (otherwise)
+
+    ``centered`` normalises by an estimate of the gradient's variance
+    (Graves 2013) instead of its raw second moment.
+    """
+
+    def __init__(self, params, lr: float = 0.01, alpha: float = 0.99, eps: float = 1e-8,
+                 weight_decay: float = 0.0, momentum: float = 0.0, centered: bool = False):
+        super().__init__(params, dict(lr=lr, alpha=alpha, eps=eps, weight_decay=weight_decay,
+                                      momentum=momentum, centered=centered))
+
+    def _validate(self, group: dict) -> None:
+        super()._validate(group)
+        group["alpha"] = check_fraction("RMSprop", "alpha", group["alpha"])
+        group["eps"] = check_nonnegative("RMSprop", "eps", group["eps"])
+        group["momentum"] = check_fraction("RMSprop", "momentum", group["momentum"])
+        group["centered"] = bool(group["centered"])
+
+    def _update(self, p, grad, state, group) -> None:
+        xp = get_array_module(p.data)
+        alpha, mu = group["alpha"], group["momentum"]
+        if not state:
+            state["step"] = 0
+            state["square_avg"] = xp.zeros_like(p.data)
+            if mu > 0.0:
+                state["momentum_buffer"] = xp.zeros_like(p.data)
+            if group["centered"]:
+                state["grad_avg"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        g = self._decayed_grad(p, grad, group["weight_decay"], slot=0)
+        v, tmp = state["square_avg"], self._buffer(p, 1)
+        v *= alpha
+        xp.multiply(g, 1.0 - alpha, out=tmp)
+        tmp *= g
+        v += tmp
+        if group["centered"]:
+            c = state["grad_avg"]
+            c *= alpha
+            xp.multiply(g, 1.0 - alpha, out=tmp)
+            c += tmp
+            xp.multiply(c, c, out=tmp)
+            xp.subtract(v, tmp, out=tmp)
+            xp.sqrt(tmp, out=tmp)
+        else:
+            xp.sqrt(v, out=tmp)
+        tmp += group["eps"]
+        xp.divide(g, tmp, out=tmp)
+        if mu > 0.0:
+            buf = state.get("momentum_buffer")
+            if buf is None:  # momentum switched on after the first step
+                buf = state["momentum_buffer"] = xp.zeros_like(p.data)
+            buf *= mu
+            buf += tmp
+            xp.multiply(buf, -group["lr"], out=tmp)
+        else:
+            tmp *= -group["lr"]
+        p.data += tmp
+
+
+class Adam(Optimizer):
+    """Kingma & Ba 2015, with optional AMSGrad and either L2 or decoupled weight decay.
+
+    ::
+
+        m = b1*m + (1-b1)*g;   v = b2*v + (1-b2)*g*g;   (v = max(v_max, v) with amsgrad)
+        p -= lr * (m / (1-b1^t)) / (sqrt(v / (1-b2^t)) + eps)
+
+    The two bias corrections are folded into scalars,
+    ``p -= s * m / (sqrt(v) + eps_hat)`` with ``s = lr*sqrt(1-b2^t)/(1-b1^t)``
+    and ``eps_hat = eps*sqrt(1-b2^t)`` (the same value, one pass fewer).
+
+    ``weight_decay`` here is an L2 penalty added to the gradient (so it is
+    rescaled by the adaptive denominator); ``AdamW`` decays the weights
+    directly instead (Loshchilov & Hutter 2019).
+
+    Args:
+        lr: step size. betas: decay rates ``(b1, b2)`` of the two moment averages.
+        eps: added to the denominator. weight_decay: decay coefficient.
+        amsgrad: use the running maximum of ``v`` (Reddi et al. 2018).
+    """
+
+    decoupled_weight_decay = False
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.0, amsgrad: bool = False):
+        super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
+                                      amsgrad=amsgrad))
+
+    def _validate(self, group: dict) -> None:
+        super()._validate(group)
+        name = self._name
+        betas = group["betas"]
+        try:
+            betas = tuple(betas)
+        except TypeError:
+            raise TypeError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}") from None
+        if len(betas) != 2:
+            raise ValueError(f"{name}: betas must be a pair (beta1, beta2), got {betas!r}")
+        group["betas"] = (check_fraction(name, "betas[0]", betas[0]), check_fraction(name, "betas[1]", betas[1]))
+        group["eps"] = check_nonnegative(name, "eps", group["eps"])
+        group["amsgrad"] = bool(group["amsgrad"])
+
+    def _update(self, p, grad, state, group) -> None:
+        xp = get_array_module(p.data)
+        b1, b2 = group["betas"]
+        lr, wd = group["lr"], group["weight_decay"]
+        if not state:
+            state["step"] = 0
+            state["exp_avg"] = xp.zeros_like(p.data)
+            state["exp_avg_sq"] = xp.zeros_like(p.data)
+        state["step"] += 1
+        t = state["step"]
+        if self.decoupled_weight_decay:
+            if wd != 0.0:
+                p.data *= 1.0 - lr * wd
+            g = grad
+        else:
+            g = self._decayed_grad(p, grad, wd, slot=0)
+        m, v, tmp = state["exp_avg"], state["exp_avg_sq"], self._buffer(p, 1)
+        m *= b1
+        xp.multiply(g, 1.0 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        xp.multiply(g, 1.0 - b2, out=tmp)
+        tmp *= g
+        v += tmp
+        if group["amsgrad"]:
+            v_max = state.get("max_exp_avg_sq")
+            if v_max is None:  # amsgrad switched on after the first step
+                v_max = state["max_exp_avg_sq"] = xp.zeros_like(p.data)
+            xp.maximum(v_max, v, out=v_max)
+            v = v_max
+        root_bc2 = math.sqrt(1.0 - b2 ** t)
+        step_size = lr * root_bc2 / (1.0 - b1 ** t)
+        xp.sqrt(v, out=tmp)
+        tmp += group["eps"] * root_bc2
+        xp.divide(m, tmp, out=tmp)
+        tmp *= -step_size
+        p.data += tmp
+
+
+class AdamW(Adam):
+    """Adam with decoupled weight decay: ``p *= 1 - lr*weight_decay`` before the Adam step.
+
+    Loshchilov & Hutter 2019: decaying the weights directly (rather than
+    adding ``weight_decay * p`` to the gradient) keeps the regularisation
+    independent of the adaptive per-coordinate scaling. Default
+    ``weight_decay=0.01`` as in PyTorch.
+    """
+
+    decoupled_weight_decay = True
+
+    def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
+                 weight_decay: float = 0.01, amsgrad: bool = False):
+        super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
