@@ -120,7 +120,8 @@ class Trainer:
         if self.run_dir is not None and self.history:
             from .plots import plot_learning_curves
 
-            plot_learning_curves(self.run_dir / "metrics.csv", self.run_dir / "learning_curves.png")
+            families = [m for m in ("loss", "accuracy") if m in self.history[-1]]
+            plot_learning_curves(self.history, self.run_dir / "learning_curves.png", metrics=families)
         return self.history
 
     def _train_epoch(self, loader) -> dict:
