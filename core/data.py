@@ -53,7 +53,8 @@ def _call_style(transform) -> str:
     return "one"
 
 
-def _apply(transform, style: str, x, rng):
+def apply_transform(transform, style: str, x, rng):
+    """Call ``transform`` on ``x`` in the calling ``style`` found by ``check_transform``."""
     if style == "kw":
         return transform(x, rng=rng)
     if style == "pos":
@@ -61,7 +62,8 @@ def _apply(transform, style: str, x, rng):
     return transform(x)
 
 
-def _check_transform(transform, owner: str):
+def check_transform(transform, owner: str):
+    """Validate a transform and return its calling style: ``"kw"`` (rng=), ``"pos"`` (x, rng) or ``"one"`` (x)."""
     if transform is not None and not callable(transform):
         raise TypeError(f"{owner}: transform must be callable (x) or (x, rng), got {type(transform).__name__}")
     return None if transform is None else _call_style(transform)
@@ -89,7 +91,7 @@ class ArrayDataset:
                                  f"{len(y) if y.ndim else 'no sample axis (0-d)'}; they must match")
         self.x, self.y = x, y
         self.transform = transform
-        self._style = _check_transform(transform, "ArrayDataset")
+        self._style = check_transform(transform, "ArrayDataset")
 
     def __len__(self) -> int:
         return len(self.x)
@@ -98,7 +100,7 @@ class ArrayDataset:
         """``(x, y)`` of sample ``index``; ``rng`` feeds the transform (default ``default_rng(index)``)."""
         x = self.x[index]
         if self.transform is not None:
-            x = _apply(self.transform, self._style, x, rng if rng is not None else np.random.default_rng(index))
+            x = apply_transform(self.transform, self._style, x, rng if rng is not None else np.random.default_rng(index))
         return x, (None if self.y is None else self.y[index])
 
     def __getitem__(self, index):
@@ -198,6 +200,8 @@ def _labels(dataset) -> np.ndarray:
     if resolved is not None and resolved[1] is not None:
         y, idx = resolved[1], resolved[2]
         y = y if idx is None else y[idx]
+    elif getattr(dataset, "labels", None) is not None and len(dataset.labels) == len(dataset):
+        y = np.asarray(dataset.labels)  # e.g. image datasets: no need to load/augment every sample
     else:
         y = np.asarray([dataset[i][1] for i in range(len(dataset))])
     if y.ndim != 1 or y.dtype.hasobject:
@@ -266,7 +270,7 @@ class _BatchMaker:
             xb = x[rows]
             yb = None if y is None else y[rows]
             if self.transform is not None:
-                xb = np.stack([_apply(self.transform, self.style, xi, self._rng(epoch, i))
+                xb = np.stack([apply_transform(self.transform, self.style, xi, self._rng(epoch, i))
                                for xi, i in zip(xb, indices)])
             return xb, yb
         samples = []
@@ -275,7 +279,7 @@ class _BatchMaker:
             rng = self._rng(epoch, i) if self.per_sample_rng else None
             x, y = self.dataset.get_sample(int(i), rng) if has_get else self.dataset[int(i)]
             if self.transform is not None:
-                x = _apply(self.transform, self.style, x, rng)
+                x = apply_transform(self.transform, self.style, x, rng)
             samples.append((x, y))
         return self.collate(samples)
 
@@ -337,7 +341,7 @@ class DataLoader:
             raise ValueError(f"DataLoader: seed must be a non-negative int or None, got {seed!r}")
         if collate is not None and not callable(collate):
             raise TypeError(f"DataLoader: collate must be callable, got {type(collate).__name__}")
-        _check_transform(transform, "DataLoader")
+        check_transform(transform, "DataLoader")
         self.dataset, self.batch_size, self.shuffle = dataset, int(batch_size), bool(shuffle)
         self.seed, self.drop_last, self.transform = int(seed), bool(drop_last), transform
         self.num_workers, self.collate, self.prefetch = int(num_workers), collate, int(prefetch)
