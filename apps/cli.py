@@ -14,6 +14,7 @@ import sys
 #: (sub-command, module under ``apps``) in the order ``--help`` lists them.
 APPS = [
     ("demo", "apps.demo"),
+    ("augment", "apps.augment"),
 ]
 
 
