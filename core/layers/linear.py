@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from ..backend import DEFAULT_DTYPE, as_generator, check_float_dtype
 from ..init import get_initializer, zeros
 from ..module import Module, Parameter
@@ -59,7 +61,11 @@ class Linear(Module):
         if x.ndim != 2:  # one BLAS call on (M, in) instead of a stack of small ones
             x = x.reshape(-1, self.in_features)
         self._x = x
-        y = x @ w.T
+        if w.dtype == np.float16:
+            # NumPy has no BLAS kernel for float16: multiply in float32, round once (inference).
+            y = (x.astype(np.float32) @ w.T.astype(np.float32)).astype(np.float16)
+        else:
+            y = x @ w.T
         if self.bias is not None:
             y += self.bias.data
         return y if len(self._in_shape) == 2 else y.reshape(self._in_shape[:-1] + (self.out_features,))
