@@ -15,6 +15,7 @@ import sys
 APPS = [
     ("demo", "apps.demo"),
     ("augment", "apps.augment"),
+    ("dqn", "apps.dqn"),
 ]
 
 
