@@ -360,27 +360,7 @@ class Sequential(Module):
         return x
 
     def backward(self, dy):
-        mods = list(self._modules.values())
-        if self.requires_input_grad:
-            for m in reversed(mods):
-                dy = m.backward(dy)
-            return dy
-        stop = next((i for i, m in enumerate(mods) if m.has_trainable()), len(mods))
-        for m in reversed(mods[stop + 1:]):
-            dy = m.backward(dy)
-        if stop < len(mods):
-            # The lowest trainable child needs its parameter gradients but not its input gradient.
-            lowest = mods[stop]
-            own = lowest.__dict__.get("requires_input_grad")
-            lowest.requires_input_grad = False
-            try:
-                lowest.backward(dy)
-            finally:
-                if own is None:
-                    del lowest.__dict__["requires_input_grad"]
-                else:
-                    lowest.requires_input_grad = own
-        return None
+        return backward_chain(list(self._modules.values()), dy, self.requires_input_grad)
 
 
 class Residual(Module):
@@ -413,3 +393,32 @@ class Residual(Module):
         dx_body = self.body.backward(dy)
         dx_short = dy if self.shortcut is None else self.shortcut.backward(dy)
         return dx_body + dx_short
+
+
+def backward_chain(modules, dy, need_input_grad: bool = True):
+    """Backward through ``modules`` that were applied in order (``Sequential``'s backward).
+
+    Without ``need_input_grad`` it stops below the lowest module holding a
+    trainable parameter and asks that one for parameter gradients only
+    (returning ``None``): a frozen backbone costs no backward work.
+    """
+    if need_input_grad:
+        for m in reversed(modules):
+            dy = m.backward(dy)
+        return dy
+    stop = next((i for i, m in enumerate(modules) if m.has_trainable()), None)
+    if stop is None:
+        return None
+    for m in reversed(modules[stop + 1:]):
+        dy = m.backward(dy)
+    lowest = modules[stop]
+    own = lowest.__dict__.get("requires_input_grad")
+    lowest.requires_input_grad = False
+    try:
+        lowest.backward(dy)
+    finally:
+        if own is None:
+            del lowest.__dict__["requires_input_grad"]
+        else:
+            lowest.requires_input_grad = own
+    return None
