@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..backend import DEFAULT_DTYPE, as_generator, check_float_dtype
 from ..functional import conv as F
+from ..functional import depthwise as DW
 from ..init import get_initializer, zeros
 from ..module import Module, Parameter
 from ._validation import float_input, require_forward
@@ -109,15 +110,24 @@ class Conv2d(_ConvBase):
         x = float_input(x, where, w.dtype)
         if x.ndim != 4 or x.shape[1] != self.in_channels:
             raise ValueError(f"{where}: expected input (N, {self.in_channels}, H, W), got shape {x.shape}")
+        b = None if self.bias is None else self.bias.data
         try:
-            y, self._cache = F.conv2d_forward(x, w, None if self.bias is None else self.bias.data, self.stride,
-                                              self.padding, self.dilation, self.groups)
+            if self._is_depthwise():
+                # One filter per channel: summing the kh*kw taps directly beats C tiny matmuls.
+                y, self._cache = DW.depthwise_conv2d_forward(x, w, b, self.stride, self.padding, self.dilation)
+            else:
+                y, self._cache = F.conv2d_forward(x, w, b, self.stride, self.padding, self.dilation, self.groups)
         except ValueError as e:
             raise ValueError(f"{where}: {e}") from None
         return y
 
+    def _is_depthwise(self) -> bool:
+        return 1 < self.groups == self.in_channels == self.out_channels
+
     def backward(self, dy):
         cache = require_forward(self._cache, "Conv2d")
+        if isinstance(cache, DW.DepthwiseCache):
+            return self._grads(*DW.depthwise_conv2d_backward(dy, cache, **self._flags()))
         return self._grads(*F.conv2d_backward(dy, cache, **self._flags()))
 
 
