@@ -96,6 +96,19 @@ def test_conv2d_depthwise(dtype):
 
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("stride,padding,dilation,kernel_size,bias", [
+    (1, 1, 1, 3, True), (2, 1, 1, 3, False), (1, 2, 1, 5, True), (2, 2, 1, 5, True), (1, 2, 2, 3, False),
+    (2, (1, 0), 1, (3, 2), True), (1, "same", 1, 3, True),
+])
+def test_conv2d_true_depthwise(dtype, stride, padding, dilation, kernel_size, bias):
+    """groups == in == out channels takes the direct depthwise kernel inside Conv2d."""
+    cfg = dict(in_channels=5, out_channels=5, kernel_size=kernel_size, stride=stride, padding=padding,
+               dilation=dilation, groups=5, bias=bias)
+    x = np.random.default_rng(2).standard_normal((3, 5, 11, 10))
+    compare(Conv2d(**cfg), nn.Conv2d(**cfg), x, dtype, f"depthwise Conv2d{cfg}")
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("seed", range(12))
 def test_conv_transpose2d_random_configs(seed, dtype):
     rng = np.random.default_rng(100 + seed)
