@@ -110,10 +110,13 @@ class QNetwork(Module):
         return f"num_actions={self.num_actions}, input_scale={self.input_scale:g}"
 
 
-def _infer(module: Module, x):
+def _infer(module: Module, x, owned: bool = False):
+    """Cache-free forward of ``module``; ``owned`` says ``x`` is a temporary of this
+    inference that may be overwritten (a ReLU after a Linear then runs in place)."""
     if isinstance(module, Sequential):
         for child in module:
-            x = _infer(child, x)
+            x = _infer(child, x, owned)
+            owned = isinstance(child, (Linear, ReLU))  # their outputs are fresh arrays
         return x
     if isinstance(module, Linear):
         y = x @ module.weight.data.T
@@ -121,7 +124,7 @@ def _infer(module: Module, x):
             y += module.bias.data
         return y
     if isinstance(module, ReLU):
-        return np.maximum(x, 0)
+        return np.maximum(x, 0, out=x) if owned else np.maximum(x, 0)
     if isinstance(module, DuelingHead):
         v, a = _infer(module.value, x), _infer(module.advantage, x)
         return v + (a - a.mean(axis=1, keepdims=True))

@@ -1,7 +1,8 @@
 """Optimizers with per-coordinate step sizes: AdaGrad, RMSprop, Adam and AdamW.
 
 All updates run in place on state arrays and reusable scratch buffers, so a
-step allocates nothing after the first. Formulas follow PyTorch's
+step allocates nothing after the first. ``Adam`` packs a group's moments into
+flat buffers so each elementwise pass is one call for all its parameters. Formulas follow PyTorch's
 ``torch.optim`` (same defaults, same placement of ``eps``) so results match it.
 """
 from __future__ import annotations
@@ -151,6 +152,7 @@ class Adam(Optimizer):
                  weight_decay: float = 0.0, amsgrad: bool = False):
         super().__init__(params, dict(lr=lr, betas=betas, eps=eps, weight_decay=weight_decay,
                                       amsgrad=amsgrad))
+        self._flat: dict = {}  # id(group) -> _FlatMoments (the fused path's buffers)
 
     def _validate(self, group: dict) -> None:
         super()._validate(group)
@@ -165,6 +167,78 @@ class Adam(Optimizer):
         group["betas"] = (check_fraction(name, "betas[0]", betas[0]), check_fraction(name, "betas[1]", betas[1]))
         group["eps"] = check_nonnegative(name, "eps", group["eps"])
         group["amsgrad"] = bool(group["amsgrad"])
+
+    def load_state_dict(self, state_dict: dict) -> None:
+        super().load_state_dict(state_dict)
+        self._flat.clear()  # the restored moments are new arrays: the next step re-packs them
+
+    def _update_group(self, group: dict, params: list) -> None:
+        """Fused step: the moments of the whole group live in flat buffers, so each
+        of the ~12 elementwise passes is one ufunc call over all parameters
+        instead of one per parameter (the call overhead dominates for biases).
+
+        The per-parameter ``state`` entries are views into those buffers, so
+        ``state_dict`` and the per-parameter path see the same numbers, and the
+        arithmetic (same operations, same order) matches ``_update`` exactly.
+        AMSGrad, and groups whose parameters differ in step count or dtype, take
+        the per-parameter path.
+        """
+        flat = None if group["amsgrad"] else self._flat_moments(group, params)
+        if flat is None:
+            super()._update_group(group, params)
+            return
+        xp = get_array_module(flat.m)
+        b1, b2 = group["betas"]
+        lr, wd = group["lr"], group["weight_decay"]
+        t = self.state[params[0]]["step"] + 1
+        for p in params:
+            self.state[p]["step"] = t
+        for p, g in zip(params, flat.g_views):
+            if self.decoupled_weight_decay:
+                if wd != 0.0:
+                    p.data *= 1.0 - lr * wd
+                xp.copyto(g, p.grad)
+            elif wd != 0.0:
+                xp.multiply(p.data, wd, out=g)
+                g += p.grad
+            else:
+                xp.copyto(g, p.grad)
+        m, v, g, tmp = flat.m, flat.v, flat.g, flat.tmp
+        m *= b1
+        xp.multiply(g, 1.0 - b1, out=tmp)
+        m += tmp
+        v *= b2
+        xp.multiply(g, 1.0 - b2, out=tmp)
+        tmp *= g
+        v += tmp
+        root_bc2 = math.sqrt(1.0 - b2 ** t)
+        step_size = lr * root_bc2 / (1.0 - b1 ** t)
+        xp.sqrt(v, out=tmp)
+        tmp += group["eps"] * root_bc2
+        xp.divide(m, tmp, out=tmp)
+        tmp *= -step_size
+        for p, d in zip(params, flat.tmp_views):
+            p.data += d
+
+    def _flat_moments(self, group: dict, params: list):
+        """The group's flat buffers with ``state`` pointing into them; ``None`` when they cannot be shared."""
+        flat = self._flat.get(id(group))
+        if flat is not None and flat.serves(params, self.state):
+            return flat
+        dtype = params[0].data.dtype
+        states = [self.state.get(p) for p in params]
+        steps = {s["step"] if s else 0 for s in states}
+        if len(steps) != 1 or any(p.data.dtype != dtype for p in params):
+            return None
+        flat = self._flat[id(group)] = _FlatMoments(params, get_array_module(params[0].data), dtype)
+        for p, s, m, v in zip(params, states, flat.m_views, flat.v_views):
+            if s:  # keep the running moments (a restored checkpoint, or a parameter set that changed)
+                m[...] = s["exp_avg"]
+                v[...] = s["exp_avg_sq"]
+            else:
+                s = self.state[p] = {"step": 0}
+            s["exp_avg"], s["exp_avg_sq"] = m, v
+        return flat
 
     def _update(self, p, grad, state, group) -> None:
         xp = get_array_module(p.data)
@@ -219,3 +293,39 @@ class AdamW(Adam):
     def __init__(self, params, lr: float = 1e-3, betas=(0.9, 0.999), eps: float = 1e-8,
                  weight_decay: float = 0.01, amsgrad: bool = False):
         super().__init__(params, lr=lr, betas=betas, eps=eps, weight_decay=weight_decay, amsgrad=amsgrad)
+
+
+class _FlatMoments:
+    """Adam's first/second moments, packed gradients and scratch for a list of
+    parameters as four contiguous 1-D buffers, with a per-parameter view of each."""
+
+    def __init__(self, params: list, xp, dtype):
+        sizes = [p.data.size for p in params]
+        total = sum(sizes)
+        self.params = list(params)
+        self.m, self.v = xp.zeros(total, dtype=dtype), xp.zeros(total, dtype=dtype)
+        self.g, self.tmp = xp.empty(total, dtype=dtype), xp.empty(total, dtype=dtype)
+        bounds = [0]
+        for n in sizes:
+            bounds.append(bounds[-1] + n)
+        spans = [(a, b, p.data.shape) for a, b, p in zip(bounds[:-1], bounds[1:], params)]
+        self.m_views = [self.m[a:b].reshape(shape) for a, b, shape in spans]
+        self.v_views = [self.v[a:b].reshape(shape) for a, b, shape in spans]
+        self.g_views = [self.g[a:b].reshape(shape) for a, b, shape in spans]
+        self.tmp_views = [self.tmp[a:b].reshape(shape) for a, b, shape in spans]
+
+    def serves(self, params: list, state: dict) -> bool:
+        """Whether these buffers still hold exactly these parameters' moments, all at one step count."""
+        if len(params) != len(self.params):
+            return False
+        step = None
+        for p, q, m, v in zip(params, self.params, self.m_views, self.v_views):
+            s = state.get(p)
+            if (p is not q or s is None or s.get("exp_avg") is not m or s.get("exp_avg_sq") is not v
+                    or p.data.dtype != m.dtype or p.data.shape != m.shape):
+                return False
+            if step is None:
+                step = s["step"]
+            elif s["step"] != step:
+                return False
+        return True

@@ -2,8 +2,10 @@
 
 Every concrete optimizer (``SGD``, ``AdaGrad``, ``RMSprop``, ``Adam``/``AdamW``)
 subclasses ``Optimizer`` and writes only ``_validate`` (its hyper-parameters)
-and ``_update`` (one parameter's in-place update). Groups, skipping frozen or
-gradient-less parameters, ``zero_grad`` and ``state_dict`` live here once.
+and ``_update`` (one parameter's in-place update); it may also override
+``_update_group`` with a fused step over a whole group (``Adam`` does). Groups,
+skipping frozen or gradient-less parameters, ``zero_grad`` and ``state_dict``
+live here once.
 """
 from __future__ import annotations
 
@@ -127,16 +129,28 @@ class Optimizer:
     def step(self) -> None:
         """Update every trainable parameter that has a gradient, in place."""
         for group in self.param_groups:
+            active = []
             for p in group["params"]:
                 if p.grad is None or not p.trainable:
                     continue
                 if p.grad.shape != p.data.shape:
                     raise ValueError(f"{self._name}.step: parameter of shape {p.data.shape} "
                                      f"has a gradient of shape {p.grad.shape}")
-                state = self.state.get(p)
-                if state is None:
-                    state = self.state[p] = {}
-                self._update(p, p.grad, state, group)
+                active.append(p)
+            if active:
+                self._update_group(group, active)
+
+    def _update_group(self, group: dict, params: list) -> None:
+        """Update ``params`` (the members of ``group`` that have a gradient) one at a time.
+
+        Subclasses may override this with a fused path over the whole group;
+        it must give the same results as calling ``_update`` on each parameter.
+        """
+        for p in params:
+            state = self.state.get(p)
+            if state is None:
+                state = self.state[p] = {}
+            self._update(p, p.grad, state, group)
 
     def _update(self, p: Parameter, grad, state: dict, group: dict) -> None:
         raise NotImplementedError(f"{self._name} must define _update()")
