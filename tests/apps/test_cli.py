@@ -34,3 +34,25 @@ def test_demo_rejects_bad_arguments(tmp_path):
     assert out.returncode == 2 and "--epochs must be >= 1, got 0" in out.stdout
     out = zerodl("demo", "--optimizer", "lbfgs")
     assert out.returncode == 2 and "invalid choice" in out.stderr
+
+
+def threads_after(argv, env_value=None):
+    """OPENBLAS_NUM_THREADS seen after ``configure_threads(argv)`` in a fresh interpreter (no NumPy yet)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k not in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS",
+                                                            "MKL_NUM_THREADS")}
+    if env_value is not None:
+        env["OPENBLAS_NUM_THREADS"] = env_value
+    code = ("import os, sys; from apps.cli import configure_threads; "
+            f"configure_threads({argv!r}); print(os.environ.get('OPENBLAS_NUM_THREADS'))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=60)
+    assert out.returncode == 0, out.stderr
+    return out.stdout.strip()
+
+
+def test_thread_configuration():
+    assert threads_after(["dqn", "train"]) == "1"            # small matrices: one BLAS thread
+    assert threads_after(["dqn", "train"], env_value="2") == "2"  # the user's environment wins
+    assert threads_after(["--threads", "3", "dqn", "train"], env_value="2") == "3"  # the flag wins
+    assert threads_after(["demo"]) == "None"                  # other apps keep the library default
