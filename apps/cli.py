@@ -17,6 +17,9 @@ APPS = [
     ("demo", "apps.demo"),
     ("augment", "apps.augment"),
     ("dqn", "apps.dqn"),
+    ("classify", "apps.classify"),
+    ("hpo", "apps.hpo"),
+    ("predict", "apps.predict"),
 ]
 
 
