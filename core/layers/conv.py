@@ -48,6 +48,14 @@ class _ConvBase(Module):
             self.bias.accumulate_grad(db)
         return dx
 
+    def _checked_input(self, x):
+        """Validate ``x`` as ``(N, in_channels, H, W)`` in the weight's dtype; returns ``(x, where)``."""
+        where = f"{type(self).__name__}({self.extra_repr()})"
+        x = float_input(x, where, self.weight.data.dtype)
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(f"{where}: expected input (N, {self.in_channels}, H, W), got shape {x.shape}")
+        return x, where
+
     def _flags(self):
         return dict(input_grad=bool(self.requires_input_grad), weight_grad=self.weight.trainable,
                     bias_grad=self.bias is not None and self.bias.trainable)
@@ -106,10 +114,7 @@ class Conv2d(_ConvBase):
 
     def forward(self, x):
         w = self.weight.data
-        where = f"Conv2d({self.extra_repr()})"
-        x = float_input(x, where, w.dtype)
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{where}: expected input (N, {self.in_channels}, H, W), got shape {x.shape}")
+        x, where = self._checked_input(x)
         b = None if self.bias is None else self.bias.data
         try:
             if self._is_depthwise():
@@ -186,10 +191,7 @@ class ConvTranspose2d(_ConvBase):
 
     def forward(self, x):
         w = self.weight.data
-        where = f"ConvTranspose2d({self.extra_repr()})"
-        x = float_input(x, where, w.dtype)
-        if x.ndim != 4 or x.shape[1] != self.in_channels:
-            raise ValueError(f"{where}: expected input (N, {self.in_channels}, H, W), got shape {x.shape}")
+        x, where = self._checked_input(x)
         try:
             y, self._cache = F.conv_transpose2d_forward(
                 x, w, None if self.bias is None else self.bias.data, self.stride, self.padding,
