@@ -21,6 +21,7 @@ import json
 import os
 import sys
 import time
+import multiprocessing
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -134,7 +135,8 @@ def best_rate(fn, n: int, repeats: int) -> float:
 
 def pooled(library: str, args) -> tuple[float, list[int]]:
     chunks = [list(range(i, min(args.images, i + 16))) for i in range(0, args.images, 16)]
-    with ProcessPoolExecutor(args.workers, initializer=_init_worker,
+    # spawn, not fork: a forked child inherits OpenCV's thread pool locks mid-use and can hang forever.
+    with ProcessPoolExecutor(args.workers, mp_context=multiprocessing.get_context("spawn"), initializer=_init_worker,
                              initargs=(library, args.images, args.size, args.seed)) as pool:
         result = {}
 
