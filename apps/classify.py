@@ -160,20 +160,26 @@ def _train_config(args, parser_defaults: dict):
 def report_test(model, spec, dataset, out_dir: Path, title: str = "") -> dict:
     """Evaluate on ``dataset`` and write confusion_matrix.png, misclassified.png, per_class.txt; returns figures."""
     from vision.classification import evaluate
+
+    probs, labels = evaluate(model, spec, dataset)
+    return write_test_report(probs, labels, dataset.images, spec.classes, out_dir, title)
+
+
+def write_test_report(probs, labels, images, classes, out_dir: Path, title: str = "") -> dict:
+    """Write confusion_matrix.png, misclassified.png and per_class.txt for predictions ``probs (N, K)``."""
     from vision.metrics import classification_report, confusion_matrix, format_class_table
     from vision.plots import plot_confusion_matrix, plot_misclassified
 
-    probs, labels = evaluate(model, spec, dataset)
     pred = probs.argmax(axis=1)
-    cm = confusion_matrix(labels, pred, spec.num_classes)
-    report = classification_report(cm, spec.classes)
+    cm = confusion_matrix(labels, pred, len(classes))
+    report = classification_report(cm, classes)
     table = format_class_table(report)
     out_dir.mkdir(parents=True, exist_ok=True)
     (out_dir / "per_class.txt").write_text(table + "\n")
-    plot_confusion_matrix(cm, spec.classes, out_dir / "confusion_matrix.png",
+    plot_confusion_matrix(cm, classes, out_dir / "confusion_matrix.png",
                           title=f"{title} confusion matrix ({100 * report.overall:.2f}%)".strip())
-    plot_misclassified(dataset.images, labels, pred, spec.classes, out_dir / "misclassified.png", probs=probs)
-    return {"accuracy": report.overall, "per_class_accuracy": dict(zip(spec.classes, report.accuracy.tolist())),
+    plot_misclassified(images, labels, pred, classes, out_dir / "misclassified.png", probs=probs)
+    return {"accuracy": report.overall, "per_class_accuracy": dict(zip(classes, report.accuracy.tolist())),
             "table": table, "probs": probs, "labels": labels}
 
 

@@ -20,6 +20,7 @@ APPS = [
     ("classify", "apps.classify"),
     ("hpo", "apps.hpo"),
     ("predict", "apps.predict"),
+    ("finetune", "apps.finetune"),
 ]
 
 

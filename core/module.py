@@ -236,10 +236,17 @@ class Module:
         return IncompatibleKeys(missing, unexpected)
 
     # ------------------------------------------------------------------ modes
+    #: When True, ``train()`` leaves this module in eval mode: fine-tuning keeps the
+    #: BatchNorm layers of a frozen backbone on their pretrained running statistics.
+    keep_eval = False
+
     def train(self, mode: bool = True) -> "Module":
-        """Switch Dropout/BatchNorm behaviour; ``train(False)`` equals ``eval()``."""
+        """Switch Dropout/BatchNorm behaviour; ``train(False)`` equals ``eval()``.
+
+        Modules with ``keep_eval = True`` stay in eval mode either way.
+        """
         for m in self.modules():
-            object.__setattr__(m, "training", bool(mode))
+            object.__setattr__(m, "training", bool(mode) and not m.keep_eval)
         return self
 
     def eval(self) -> "Module":

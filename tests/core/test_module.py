@@ -152,6 +152,20 @@ def test_train_eval_reach_every_descendant():
     assert not net.features[1].training
 
 
+def test_keep_eval_modules_stay_in_eval_mode():
+    net = Net()
+    net.features[1].keep_eval = True
+    net.train()
+    assert not net.features[1].training
+    assert net.training and net.features[0].training
+    net.eval()
+    net.train(True)
+    assert not net.features[1].training
+    net.features[1].keep_eval = False
+    net.train()
+    assert net.features[1].training
+
+
 def test_freeze_by_pattern_prefix_and_module():
     net = Net()
     net.freeze("features.*")

@@ -381,6 +381,10 @@ class EfficientNetLite(Module):
         self.num_classes = num_classes
         return self._fc
 
+    def classifier_head(self) -> Sequential:
+        """Dropout + ``_fc``: what follows ``embed`` (shares their parameters; trains on cached features)."""
+        return Sequential(self._dropout, self._fc)
+
     def stage_prefixes(self) -> "OrderedDict[str, list[str]]":
         """Parameter-name prefixes per stage, input to output, for ``freeze`` / ``unfreeze``.
 

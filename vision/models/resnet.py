@@ -14,6 +14,8 @@ channels, where a stage that halves the resolution uses the parameter-free
 """
 from __future__ import annotations
 
+from collections import OrderedDict
+
 import numpy as np
 
 from core.backend import as_generator, get_array_module
@@ -194,6 +196,24 @@ class ResNet(Module):
             seq.append(self.maxpool)
         seq += [getattr(self, f"layer{i + 1}") for i in range(self.num_stages)]
         return seq + [self.avgpool, self.flatten, self.fc]
+
+    def stage_prefixes(self) -> "OrderedDict[str, list[str]]":
+        """Parameter-name prefixes per stage for transfer learning: stem, stage1..N (``layerK``), classifier."""
+        out = OrderedDict(stem=["conv1", "bn1"])
+        for i in range(self.num_stages):
+            out[f"stage{i + 1}"] = [f"layer{i + 1}"]
+        out["classifier"] = ["fc"]
+        return out
+
+    def embed(self, x):
+        """Globally pooled features ``(N, C_last)`` of images ``x (N, C, H, W)``."""
+        for m in self._sequence()[:-1]:
+            x = m(x)
+        return x
+
+    def classifier_head(self) -> Linear:
+        """The final ``fc`` layer: what follows ``embed``."""
+        return self.fc
 
     def forward(self, x):
         for m in self._sequence():
