@@ -29,8 +29,9 @@ from pathlib import Path
 import numpy as np
 
 _CONFIG_ARGS = {"model": "model", "weights": "weights", "data": "dataset", "data_dir": "data_dir",
-                "img_size": "img_size", "freeze": "freeze", "cache_features": "cache_features",
-                "cache_copies": "cache_copies", "epochs": "epochs", "batch_size": "batch_size",
+                "img_size": "img_size", "freeze": "freeze", "bn_stats": "bn_stats",
+                "cache_features": "cache_features",
+                "cache_copies": "cache_copies", "epochs": "epochs", "head_epochs": "head_epochs", "batch_size": "batch_size",
                 "optimizer": "optimizer", "lr": "lr", "backbone_lr_scale": "backbone_lr_scale",
                 "weight_decay": "weight_decay", "schedule": "schedule", "label_smoothing": "label_smoothing",
                 "augment": "augment", "val_fraction": "val_fraction", "per_class": "per_class",
@@ -54,13 +55,20 @@ def add_parser(subparsers) -> None:
     p.add_argument("--data", default=d.dataset,
                    help="image folder with train/ and test/ class folders, or a dataset name")
     p.add_argument("--data-dir", default=None, help="folder holding built-in dataset files (searched first)")
-    p.add_argument("--img-size", type=int, default=d.img_size, help="side the images are resized to")
+    p.add_argument("--img-size", type=int, default=None,
+                   help=f"side the images are resized to (default {d.img_size}, the weights' own; --demo: 96)")
     p.add_argument("--freeze", default=d.freeze, help=FREEZE_HELP)
+    p.add_argument("--bn-stats", choices=("auto", "frozen", "update"), default=d.bn_stats,
+                   help="BatchNorm statistics while fine-tuning: frozen (pretrained ones), update (follow the new "
+                        "data), auto (frozen for pretrained weights, update from scratch)")
     p.add_argument("--cache-features", action="store_true",
                    help="embed the images once with the frozen backbone and train the classifier on the features")
     p.add_argument("--cache-copies", type=int, default=d.cache_copies,
                    help="augmented copies of each image in the feature cache (needs --augment)")
     p.add_argument("--epochs", type=int, default=d.epochs, help="training epochs")
+    p.add_argument("--head-epochs", type=int, default=d.head_epochs,
+                   help="first train the new classifier alone on cached features for this many epochs "
+                        "(with --freeze none or last:K), then fine-tune")
     p.add_argument("--batch-size", type=int, default=d.batch_size, help="mini-batch size")
     p.add_argument("--optimizer", choices=OPTIMIZERS, default=d.optimizer, help="optimizer")
     p.add_argument("--lr", type=float, default=d.lr, help="learning rate of the classifier")
@@ -109,6 +117,8 @@ def config_from_args(args):
             raise ValueError(f"--resume: {cfg} does not exist; is {args.run_dir} a finetune run folder?")
         return FinetuneConfig.from_dict(json.loads(cfg.read_text())["config"])
     values = {field: getattr(args, arg) for arg, field in _CONFIG_ARGS.items()}
+    if values["img_size"] is None:
+        del values["img_size"]  # the config's default: the pretrained network's own input size
     values["pretrained"] = not args.scratch
     return FinetuneConfig.from_dict(values)
 

@@ -36,7 +36,7 @@ def _configs(args, per_class: int, n_train: int):
     """FinetuneConfigs of the three EfficientNet methods for one budget."""
     from vision.finetune import FinetuneConfig
 
-    img = args.img_size if args.img_size != 224 else DEMO_IMG_SIZE  # 224 is the CLI default; the demo uses 96
+    img = args.img_size or DEMO_IMG_SIZE
     test_limit = args.test_limit or DEMO_TEST_LIMIT
     epochs = max(1, math.ceil(args.demo_steps * 32 / n_train))
     common = dict(model="efficientnet_lite0", weights=args.weights, dataset="fashion-mnist", data_dir=args.data_dir,

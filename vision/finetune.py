@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -36,13 +36,19 @@ __all__ = ["FinetuneConfig", "FinetuneResult", "FitCollate", "few_shot_indices",
 
 OPTIMIZERS = ("adam", "adamw", "momentum")
 SCHEDULES = ("none", "cosine")
+BN_STATS = ("auto", "frozen", "update")
 
 
 @dataclass
 class FinetuneConfig:
     """Everything that defines a fine-tuning run (written to ``config.json`` in the run folder).
 
-    ``per_class`` keeps that many training images of each class (few-shot),
+    ``bn_stats``: ``"frozen"`` keeps every BatchNorm on its pretrained running
+    statistics while fine-tuning (see ``transfer.apply_freeze``), ``"update"``
+    lets the trainable stages' BatchNorm follow the new data, ``"auto"`` is
+    ``"frozen"`` for pretrained weights and ``"update"`` from scratch.
+    ``head_epochs`` first trains the new classifier alone on cached features (see
+    :func:`finetune`). ``per_class`` keeps that many training images of each class (few-shot),
     ``train_limit`` / ``test_limit`` seeded random subsets; ``pretrained=False``
     trains the same architecture from random weights (the baseline).
     """
@@ -54,9 +60,11 @@ class FinetuneConfig:
     data_dir: str | None = None
     img_size: int = 224
     freeze: str = "backbone"
+    bn_stats: str = "auto"
     cache_features: bool = False
     cache_copies: int = 1
     epochs: int = 10
+    head_epochs: int = 0
     batch_size: int = 32
     optimizer: str = "adam"
     lr: float = 1e-3
@@ -74,6 +82,8 @@ class FinetuneConfig:
     def __post_init__(self):
         where = "FinetuneConfig"
         mode, _ = parse_freeze(self.freeze)
+        if self.bn_stats not in BN_STATS:
+            raise ValueError(f"{where}: bn_stats must be one of {', '.join(BN_STATS)}, got {self.bn_stats!r}")
         if self.optimizer not in OPTIMIZERS:
             raise ValueError(f"{where}: optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
         if self.schedule not in SCHEDULES:
@@ -103,9 +113,14 @@ class FinetuneConfig:
                              f"it needs freeze='backbone', got freeze={self.freeze!r}")
         if self.cache_features and not self.pretrained:
             raise ValueError(f"{where}: cache_features with pretrained=False would train a head on random features")
-        if self.cache_copies > 1 and not (self.cache_features and self.augment):
-            raise ValueError(f"{where}: cache_copies > 1 needs cache_features and an augment pipeline "
-                             "(each copy is one augmented pass over the images)")
+        if isinstance(self.head_epochs, bool) or not isinstance(self.head_epochs, int) or self.head_epochs < 0:
+            raise ValueError(f"{where}: head_epochs must be an int >= 0, got {self.head_epochs!r}")
+        if self.head_epochs and (mode == "backbone" or self.cache_features or not self.pretrained):
+            raise ValueError(f"{where}: head_epochs trains the classifier alone before the stages freeze={self.freeze!r} "
+                             "opens; it needs a pretrained model, freeze 'none' or 'last:K', and no cache_features")
+        if self.cache_copies > 1 and not ((self.cache_features or self.head_epochs) and self.augment):
+            raise ValueError(f"{where}: cache_copies > 1 needs cache_features (or head_epochs) and an augment "
+                             "pipeline (each copy is one augmented pass over the images)")
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -300,6 +315,12 @@ def finetune(config: FinetuneConfig, run_dir=None, callbacks=(), progress: bool 
              data=None, on_feature_batch=None) -> FinetuneResult:
     """Fine-tune ``config.model`` from its pretrained weights on ``config.dataset``.
 
+    With ``config.head_epochs > 0`` the new classifier first trains alone on
+    cached backbone features (a linear probe, in ``run_dir/head``), and only then
+    do the stages ``config.freeze`` opens train with it, so fine-tuning starts
+    from a sensible classifier instead of a random one (Kumar et al. 2022, LP-FT;
+    fastai's ``fine_tune(freeze_epochs=...)``).
+
     Args:
         run_dir: the Trainer writes ``metrics.csv``, ``learning_curves.png`` and
             ``checkpoints/{last,best}.npz`` there; ``config.json`` is written
@@ -311,14 +332,12 @@ def finetune(config: FinetuneConfig, run_dir=None, callbacks=(), progress: bool 
     import time
 
     from core.serialization import atomic_write_bytes
-    from core.trainer import Trainer
 
-    from .classification import ClassifierSpec, make_augmentation
+    from .classification import ClassifierSpec
 
     train_ds, _ = data if data is not None else load_finetune_data(config)
     model, entry = pretrained_backbone(config.model, train_ds.num_classes, config.weights,
                                        pretrained=config.pretrained, rng=config.seed)
-    report = apply_freeze(model, config.freeze)
     fit_ds, val_ds = _split(config, train_ds)
     collate = FitCollate(config.img_size, entry.mean, entry.std)
     spec = ClassifierSpec(model=config.model, num_classes=train_ds.num_classes, in_channels=3,
@@ -328,6 +347,30 @@ def finetune(config: FinetuneConfig, run_dir=None, callbacks=(), progress: bool 
         Path(run_dir).mkdir(parents=True, exist_ok=True)
         payload = {"config": config.to_dict(), "spec": spec.to_dict()}
         atomic_write_bytes(Path(run_dir) / "config.json", json.dumps(payload, indent=2).encode())
+    start = time.perf_counter()
+    feature_seconds = 0.0
+    if config.head_epochs:
+        probe = replace(config, freeze="backbone", cache_features=True, epochs=config.head_epochs, head_epochs=0)
+        apply_freeze(model, "backbone")
+        _, feature_seconds = _fit(probe, model, fit_ds, val_ds, collate, entry,
+                                  None if run_dir is None else Path(run_dir) / "head", (), progress, resume,
+                                  on_feature_batch)
+    bn_stats = config.bn_stats if config.bn_stats != "auto" else ("frozen" if config.pretrained else "update")
+    report = apply_freeze(model, config.freeze, bn_stats=bn_stats)
+    history, seconds = _fit(config, model, fit_ds, val_ds, collate, entry, run_dir, callbacks, progress, resume,
+                            on_feature_batch)
+    feature_seconds += seconds
+    model.eval()
+    return FinetuneResult(model, entry, spec, history, report, feature_seconds,
+                          time.perf_counter() - start - feature_seconds)
+
+
+def _fit(config, model, fit_ds, val_ds, collate, entry, run_dir, callbacks, progress, resume, on_feature_batch):
+    """Train what ``apply_freeze`` left trainable (the head alone on cached features when asked);
+    returns ``(history, seconds spent embedding)``."""
+    from core.trainer import Trainer
+
+    from .classification import make_augmentation
 
     feature_seconds = 0.0
     if config.cache_features:
@@ -355,10 +398,7 @@ def finetune(config: FinetuneConfig, run_dir=None, callbacks=(), progress: bool 
     trainer = Trainer(trained, CrossEntropyLoss(label_smoothing=config.label_smoothing), optimizer,
                       schedule=schedule, schedule_interval="step", callbacks=list(callbacks), run_dir=run_dir,
                       monitor="val_loss" if val_loader is not None else "loss", progress=progress)
-    start = time.perf_counter()
-    history = trainer.fit(loader, val_loader, epochs=config.epochs, resume=resume)
-    model.eval()
-    return FinetuneResult(model, entry, spec, history, report, feature_seconds, time.perf_counter() - start)
+    return trainer.fit(loader, val_loader, epochs=config.epochs, resume=resume), feature_seconds
 
 
 def predict_dataset(model, dataset, collate: FitCollate, batch_size: int = 64) -> np.ndarray:

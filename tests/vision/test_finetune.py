@@ -40,7 +40,9 @@ def config(weights, **kw):
 @pytest.mark.parametrize("kw, message", [
     ({"freeze": "last:two"}, "last:K"),
     ({"cache_features": True, "freeze": "none"}, "needs freeze='backbone'"),
-    ({"cache_copies": 3}, "cache_copies > 1 needs cache_features and an augment"),
+    ({"cache_copies": 3}, r"cache_copies > 1 needs cache_features \(or head_epochs\) and an augment"),
+    ({"head_epochs": 2}, "it needs a pretrained model, freeze 'none' or 'last:K'"),
+    ({"head_epochs": 2, "freeze": "none", "pretrained": False}, "head_epochs trains the classifier alone"),
     ({"img_size": 16}, "img_size must be >= 32"),
     ({"optimizer": "lbfgs"}, "optimizer must be one of"),
     ({"per_class": 0}, "per_class must be a positive int"),
@@ -123,3 +125,20 @@ def test_uncached_partial_fine_tuning_learns_the_task(weights):
 def test_a_validation_split_too_small_for_few_shot_is_refused(weights):
     with pytest.raises(ValueError, match="--val-fraction 0"):
         finetune(config(weights, val_fraction=0.1), data=tiny_data(), progress=False)
+
+
+def test_head_epochs_probe_first_then_fine_tune(weights, tmp_path):
+    from core.serialization import load_checkpoint
+
+    data = tiny_data()
+    probe_only = finetune(config(weights, cache_features=True, epochs=2), data=data, progress=False)
+    run = tmp_path / "lpft"
+    result = finetune(config(weights, freeze="last:1", head_epochs=2, epochs=1), run_dir=run, data=data,
+                      progress=False)
+    assert len((run / "head" / "metrics.csv").read_text().strip().splitlines()) == 3
+    assert len(result.history) == 1 and (run / "head" / "features.npz").is_file()
+    assert result.freeze.trainable_stages == ["head", "classifier"]
+    probe = load_checkpoint(run / "head" / "checkpoints" / "last.npz")["model"]
+    # the probe stage is exactly the cached head-only run; fine-tuning then moved on from it
+    np.testing.assert_array_equal(probe["1.weight"], probe_only.model._fc.weight.data)
+    assert not np.array_equal(result.model._fc.weight.data, probe["1.weight"])

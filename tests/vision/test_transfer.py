@@ -85,6 +85,21 @@ def test_freeze_last_k_trains_exactly_the_last_stages():
     assert np.array_equal(before["_blocks.14._bn2.running_mean"], after["_blocks.14._bn2.running_mean"])
 
 
+def test_frozen_bn_stats_keep_running_statistics_while_scale_and_shift_train():
+    model = small_net()
+    report = apply_freeze(model, "last:1", bn_stats="frozen")
+    assert report.eval_batchnorms == sum(isinstance(m, _BatchNorm) for m in model.modules())
+    before = snapshot(model)
+    train_steps(model, images(), np.array([0, 1, 2, 3, 0, 1]))
+    after = model.state_dict()
+    assert np.array_equal(before["_bn1.running_mean"], after["_bn1.running_mean"])
+    assert np.array_equal(before["_bn1.running_var"], after["_bn1.running_var"])
+    assert not np.array_equal(before["_bn1.weight"], after["_bn1.weight"])
+    assert not np.array_equal(before["_conv_head.weight"], after["_conv_head.weight"])
+    with pytest.raises(ValueError, match="bn_stats must be 'update' or 'frozen'"):
+        apply_freeze(model, "none", bn_stats="train")
+
+
 def test_frozen_parts_stay_in_eval_mode_through_train():
     model = small_net()
     apply_freeze(model, "last:1")
