@@ -26,7 +26,7 @@ from core.serialization import CheckpointError, load_arrays, save_weights
 
 from .models import build_model
 
-__all__ = ["TrainConfig", "ClassifierSpec", "TrainResult", "AUGMENT_PRESETS", "OPTIMIZERS", "SCHEDULES",
+__all__ = ["JsonConfig", "TrainConfig", "ClassifierSpec", "TrainResult", "AUGMENT_PRESETS", "OPTIMIZERS", "SCHEDULES",
            "NORMALIZATIONS", "make_augmentation", "load_split", "load_data", "build_optimizer", "build_schedule",
            "train", "predict_proba", "evaluate", "save_classifier", "load_classifier", "preprocess"]
 
@@ -51,8 +51,24 @@ SCHEDULES = ("none", "cosine", "step", "exponential", "plateau")
 NORMALIZATIONS = ("scale", "standardize")
 
 
+class JsonConfig:
+    """``to_dict`` / ``from_dict`` for a run-config dataclass (what ``config.json`` holds)."""
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict):
+        """Build from a dict; unknown entries raise ValueError naming them and the known ones."""
+        known = {f.name for f in fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"{cls.__name__}: unknown entries {', '.join(unknown)}; known: {', '.join(sorted(known))}")
+        return cls(**data)
+
+
 @dataclass
-class TrainConfig:
+class TrainConfig(JsonConfig):
     """Everything that defines a training run (written to ``config.json`` in the run folder).
 
     Defaults are the book's recipe (ch. 7/8): inputs /255, Adam lr 1e-3, batch 100.
@@ -109,16 +125,6 @@ class TrainConfig:
         if not 0 <= self.warmup_epochs < self.epochs or not isinstance(self.warmup_epochs, int):
             raise ValueError(f"{where}: warmup_epochs must be an int in [0, epochs), got {self.warmup_epochs!r}")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "TrainConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"TrainConfig: unknown entries {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
 
 
 @dataclass

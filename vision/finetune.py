@@ -20,7 +20,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from dataclasses import asdict, dataclass, fields, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -28,6 +28,7 @@ import numpy as np
 from core.data import ArrayDataset, DataLoader, train_val_split
 from core.losses import CrossEntropyLoss
 
+from .classification import JsonConfig
 from .transfer import (apply_freeze, classifier_head, extract_features, param_groups, parse_freeze,
                        pretrained_backbone)
 
@@ -40,7 +41,7 @@ BN_STATS = ("auto", "frozen", "update")
 
 
 @dataclass
-class FinetuneConfig:
+class FinetuneConfig(JsonConfig):
     """Everything that defines a fine-tuning run (written to ``config.json`` in the run folder).
 
     ``bn_stats``: ``"frozen"`` keeps every BatchNorm on its pretrained running
@@ -122,16 +123,6 @@ class FinetuneConfig:
             raise ValueError(f"{where}: cache_copies > 1 needs cache_features (or head_epochs) and an augment "
                              "pipeline (each copy is one augmented pass over the images)")
 
-    def to_dict(self) -> dict:
-        return asdict(self)
-
-    @classmethod
-    def from_dict(cls, data: dict) -> "FinetuneConfig":
-        known = {f.name for f in fields(cls)}
-        unknown = sorted(set(data) - known)
-        if unknown:
-            raise ValueError(f"FinetuneConfig: unknown entries {', '.join(unknown)}; known: {', '.join(sorted(known))}")
-        return cls(**data)
 
 
 class FitCollate:
