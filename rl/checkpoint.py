@@ -10,7 +10,8 @@ from pathlib import Path
 
 from core.serialization import CheckpointError, load_checkpoint, save_checkpoint
 
-from .dqn import DQN, DQNAgent, DQNConfig, check_spaces
+from .agent import DQNAgent
+from .dqn import DQN, DQNConfig, check_spaces
 from .envs import make_env, validate_spaces
 
 KIND = "zerodl.dqn"

@@ -1,12 +1,13 @@
 """Deep Q-Networks (Mnih et al. 2015) with Double DQN, dueling heads, prioritized replay and n-step returns.
 
-Read top to bottom: the agent (online/target networks, optimizer, one
-gradient step), then the training loop (settings: :class:`rl.config.DQNConfig`)::
+The training loop (settings: :class:`rl.config.DQNConfig`; the agent and its
+TD update: :class:`rl.agent.DQNAgent`)::
 
     env.reset -> act (epsilon-greedy) -> env.step -> replay.add
       -> every train_freq steps, gradient_steps times:
            sample -> y = r + gamma^k (1 - terminated) Q_target(s', argmax_a ...) -> Huber(Q(s, a), y)
            -> backward -> clip grad norm -> optimizer step (-> new priorities)
+         (uniform replay: the round's batches are drawn together, see DQNAgent.train_uniform)
       -> every target_update_interval steps: target <- online (copy, or Polyak with tau)
       -> every eval_every steps: greedy evaluation on separate env instances
 
@@ -19,129 +20,16 @@ import math
 
 import numpy as np
 
-from core.backend import as_generator
-from core.optim import Adam, RMSprop, clip_grad_norm
-
+from .agent import DQNAgent
 from .config import DQNConfig
-from .envs import is_atari, make_env, make_vector_env, validate_spaces
+from .envs import is_atari, make_env, make_vector_env, sole_env, validate_spaces
 from .evaluation import EvalResult, evaluate
 from .frame_replay import FrameReplayBuffer
-from .networks import build_q_network
 from .prioritized import PrioritizedReplay
 from .replay import ReplayBuffer
 from .schedules import LinearSchedule
 
-
-# ----------------------------------------------------------------------------- agent
-class DQNAgent:
-    """Online and target Q-networks, the optimizer and the TD update.
-
-    Args:
-        config: a :class:`DQNConfig`.
-        obs_shape: one observation's shape; num_actions: size of the Discrete action space.
-        rng: Generator for network initialisation and epsilon-greedy draws.
-    """
-
-    def __init__(self, config: DQNConfig, obs_shape, num_actions: int, rng=None):
-        self.config = config
-        self.rng = as_generator(rng)
-        self.obs_shape = tuple(obs_shape)
-        self.num_actions = int(num_actions)
-        kwargs = dict(network=config.network, hidden=config.hidden, dueling=config.dueling)
-        self.q = build_q_network(self.obs_shape, self.num_actions, rng=self.rng, **kwargs)
-        self.q_target = build_q_network(self.obs_shape, self.num_actions, rng=self.rng, **kwargs)
-        self.q_target.load_state_dict(self.q.state_dict())
-        self.q_target.eval()
-        self.params = self.q.parameters()
-        self._target_params = self.q_target.parameters()
-        if config.optimizer == "adam":
-            self.optimizer = Adam(self.params, lr=config.learning_rate, eps=config.adam_eps)
-        else:  # Mnih et al. 2015 used RMSprop; torch-style alpha=0.95 centred variants differ little
-            self.optimizer = RMSprop(self.params, lr=config.learning_rate, alpha=0.95, eps=0.01)
-        from core.losses import HuberLoss, MSELoss
-
-        # reduction="none": per-sample losses so PER importance weights can scale each one.
-        self.criterion = HuberLoss(delta=1.0, reduction="none") if config.loss == "huber" \
-            else MSELoss(reduction="none", half=True)
-        self.num_updates = 0
-
-    # --------------------------------------------------------------- acting
-    def greedy_actions(self, obs) -> np.ndarray:
-        """``argmax_a Q(obs, a)`` for a batch ``(N, *obs_shape)`` -> ``(N,)`` int64."""
-        return self.q.predict(obs).argmax(axis=1)
-
-    def act(self, obs, epsilon: float) -> np.ndarray:
-        """Epsilon-greedy actions ``(N,)`` for observations ``(N, *obs_shape)``.
-
-        Always draws N uniforms and N random actions, so the RNG stream does not
-        depend on the network's outputs (runs replay exactly after a resume).
-        """
-        n = len(obs)
-        explore = self.rng.random(n) < epsilon
-        random_actions = self.rng.integers(0, self.num_actions, size=n)
-        if explore.all():  # skip the forward pass: most of early training
-            return random_actions
-        return np.where(explore, random_actions, self.greedy_actions(obs))
-
-    # -------------------------------------------------------------- learning
-    def td_targets(self, batch) -> np.ndarray:
-        """``y = r + discount * (1 - terminated) * Q_target(s', a*)`` with ``a*`` greedy under
-        the target (DQN) or the online network (Double DQN, van Hasselt et al. 2016)."""
-        q_next_target = self.q_target.predict(batch.next_obs)
-        if self.config.double:
-            best = self.q.predict(batch.next_obs).argmax(axis=1)
-            q_next = q_next_target[np.arange(len(best)), best]
-        else:
-            q_next = q_next_target.max(axis=1)
-        not_done = 1.0 - batch.terminated
-        return batch.rewards + batch.discounts * not_done * q_next
-
-    def train_step(self, batch):
-        """One gradient step on ``batch``; returns ``(loss, td_errors (B,))``."""
-        y = self.td_targets(batch).astype(self.q.compute_dtype, copy=False)
-        q = self.q.forward(batch.obs)  # last forward of the online net: backward uses its cache
-        rows = np.arange(len(y))
-        q_sa = q[rows, batch.actions]
-        per_sample = self.criterion(q_sa, y)
-        scale = 1.0 / len(y)
-        dout = np.full(len(y), scale, dtype=q.dtype) if batch.weights is None else batch.weights * scale
-        loss = float(np.dot(per_sample, dout))
-        d_q_sa = self.criterion.backward(dout)
-        dq = np.zeros_like(q)
-        dq[rows, batch.actions] = d_q_sa
-        for p in self.params:
-            p.grad = None
-        self.q.backward(dq)
-        if self.config.max_grad_norm is not None:
-            clip_grad_norm(self.params, self.config.max_grad_norm)
-        self.optimizer.step()
-        self.num_updates += 1
-        return loss, q_sa - y
-
-    def update_target(self, tau: float = 1.0) -> None:
-        """``target <- tau * online + (1 - tau) * target`` in place (tau = 1: hard copy)."""
-        for t, o in zip(self._target_params, self.params):
-            if tau >= 1.0:
-                np.copyto(t.data, o.data)
-            else:
-                t.data *= 1.0 - tau
-                t.data += tau * o.data
-
-    def set_learning_rate(self, lr: float) -> None:
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
-
-    def state_dict(self) -> dict:
-        return {"q": self.q.state_dict(), "q_target": self.q_target.state_dict(),
-                "optimizer": self.optimizer.state_dict(), "rng": self.rng.bit_generator.state,
-                "num_updates": self.num_updates}
-
-    def load_state_dict(self, state: dict) -> None:
-        self.q.load_state_dict(state["q"])
-        self.q_target.load_state_dict(state["q_target"])
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.rng.bit_generator.state = state["rng"]
-        self.num_updates = int(state["num_updates"])
+__all__ = ["DQN", "DQNAgent", "DQNConfig", "check_spaces", "make_replay"]
 
 
 # ----------------------------------------------------------------------------- training loop
@@ -187,6 +75,7 @@ class DQN:
             raise ValueError(f"DQN: envs has {self.envs.num_envs} sub-envs but config.num_envs is {c.num_envs}")
         self.obs_shape, self.obs_dtype, self.num_actions = validate_spaces(
             self.envs.single_observation_space, self.envs.single_action_space, where=f"DQN on {c.env_id}")
+        self._direct_env = sole_env(self.envs)  # stepped directly: `learn` resets it at every episode end
         seeds = np.random.SeedSequence(c.seed).spawn(3)  # agent, replay, evaluation episodes
         self.agent = DQNAgent(c, self.obs_shape, self.num_actions, rng=np.random.default_rng(seeds[0]))
         self.replay = make_replay(c, self.obs_shape, self.obs_dtype, np.random.default_rng(seeds[1]))
@@ -243,25 +132,27 @@ class DQN:
                 obs = self._reset()  # an autoreset step, which would be a wasted transition
                 needs_reset[:] = False
             actions = self.agent.act(obs, self.epsilon(self.num_steps))
-            next_obs, rewards, terminated, truncated, _ = self.envs.step(actions)
+            next_obs, rewards, terminated, truncated = self._step_envs(actions)
             valid = ~needs_reset
             self.replay.add(obs, actions, rewards, next_obs, terminated, truncated, valid)
             self._ep_return += rewards
             self._ep_length += 1
             ended = (terminated | truncated) & valid
             before = self.num_steps
-            self.num_steps += int(valid.sum())
-            for i in np.flatnonzero(ended):
-                self.num_episodes += 1
-                ret, length = float(self._ep_return[i]), int(self._ep_length[i])
-                self.recent_returns.append(ret)
-                del self.recent_returns[:-100]
-                if on_episode is not None:
-                    on_episode(self, self.num_steps, ret, length)
-            self._ep_return[~valid] = 0.0
-            self._ep_length[~valid] = 0
-            self._ep_return[ended] = 0.0
-            self._ep_length[ended] = 0
+            self.num_steps += int(np.count_nonzero(valid))
+            if ended.any():
+                for i in np.flatnonzero(ended):
+                    self.num_episodes += 1
+                    ret, length = float(self._ep_return[i]), int(self._ep_length[i])
+                    self.recent_returns.append(ret)
+                    del self.recent_returns[:-100]
+                    if on_episode is not None:
+                        on_episode(self, self.num_steps, ret, length)
+                self._ep_return[ended] = 0.0
+                self._ep_length[ended] = 0
+            if not valid.all():
+                self._ep_return[~valid] = 0.0
+                self._ep_length[~valid] = 0
             needs_reset = ended
             obs = next_obs
             self._train(before)
@@ -273,19 +164,28 @@ class DQN:
         self.stop_requested = False  # honoured once; a later learn() continues
         return self
 
+    def _step_envs(self, actions):
+        """``envs.step(actions)[:4]``; a one-env SyncVectorEnv's env is stepped directly (same arrays)."""
+        env = self._direct_env
+        if env is None:
+            return self.envs.step(actions)[:4]
+        obs, reward, terminated, truncated, _ = env.step(actions[0])
+        return (np.array(obs, dtype=self.obs_dtype)[None], np.array([reward], dtype=np.float64),
+                np.array([terminated], dtype=bool), np.array([truncated], dtype=bool))
+
     def _train(self, before: int) -> None:
         c = self.config
         if self.num_steps > c.learning_starts:
             rounds = _crossed(max(before, c.learning_starts), self.num_steps, c.train_freq)
             if rounds:
                 self.agent.set_learning_rate(self.lr(self.num_steps))
-            for _ in range(rounds * c.gradient_steps):
-                if isinstance(self.replay, PrioritizedReplay):
+            if isinstance(self.replay, PrioritizedReplay):  # priorities change after every step
+                for _ in range(rounds * c.gradient_steps):
                     batch = self.replay.sample(c.batch_size, beta=self.beta(self.num_steps))
                     _, td = self.agent.train_step(batch)
                     self.replay.update_priorities(batch.indices, td)
-                else:
-                    self.agent.train_step(self.replay.sample(c.batch_size))
+            elif rounds:
+                self.agent.train_uniform(self.replay, c.batch_size, rounds * c.gradient_steps)
         if _crossed(before, self.num_steps, c.target_update_interval):
             self.agent.update_target(c.tau)
 

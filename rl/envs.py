@@ -134,6 +134,18 @@ def make_vector_env(env_id: str, num_envs: int = 1, **kwargs) -> SyncVectorEnv:
     return SyncVectorEnv([thunk(i) for i in range(num_envs)], autoreset_mode=AutoresetMode.NEXT_STEP)
 
 
+def sole_env(envs) -> gym.Env | None:
+    """The one sub-environment of a plain one-env ``SyncVectorEnv`` (NEXT_STEP autoreset), else None.
+
+    A training loop that resets such a vector env itself whenever its episode
+    ends (so the vector env never autoresets) may step this env directly: the
+    transitions are the same, without the vector env's per-step batching and copying.
+    """
+    if type(envs) is SyncVectorEnv and envs.num_envs == 1 and envs.autoreset_mode == AutoresetMode.NEXT_STEP:
+        return envs.envs[0]
+    return None
+
+
 def reward_threshold(env_id: str) -> float | None:
     """The env's registered ``reward_threshold`` (CartPole-v1: 475), or None."""
     check_env_id(env_id)

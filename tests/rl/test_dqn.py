@@ -35,8 +35,8 @@ def test_td_targets_by_hand(double, expected):
     agent = DQNAgent(DQNConfig(double=double), (4,), 3, rng=0)
     q_target = np.array([[2.0, 5.0, 1.0], [3.0, 4.0, 1.0], [0.0, 9.0, 0.0]], np.float32)
     q_online = np.array([[7.0, 1.0, 0.0], [0.0, 1.0, 6.0], [0.0, 3.0, 2.0]], np.float32)
-    agent.q_target.predict = lambda x: q_target
-    agent.q.predict = lambda x: q_online
+    agent._predict_target = lambda x: q_target
+    agent._predict = lambda x: q_online
     np.testing.assert_allclose(agent.td_targets(hand_batch()), expected, rtol=1e-6)
 
 
@@ -115,6 +115,29 @@ def test_transitions_and_counters_with_vector_envs():
     # an invalid slot only ever follows an episode end
     for row, env in zip(*np.nonzero(~valid)):
         assert dones[row - 1, env]
+
+
+@pytest.mark.parametrize("env_id", [ENV_ID, "CartPole-v1"])
+def test_stepping_the_sole_env_directly_gives_the_vector_envs_transitions(env_id):
+    def train(direct):
+        run = DQN(small_config(env_id=env_id, total_steps=700, learning_starts=100, train_freq=50, gradient_steps=4))
+        assert run._direct_env is not None
+        if not direct:
+            run._direct_env = None  # through SyncVectorEnv.step
+        run.learn()
+        run.close()
+        return run
+
+    direct, vector = train(True), train(False)
+    for name in ("obs", "next_obs", "actions", "rewards", "terminated", "dones", "valid"):
+        a, b = getattr(direct.replay, name), getattr(vector.replay, name)
+        assert a.dtype == b.dtype
+        np.testing.assert_array_equal(a, b, err_msg=name)
+    assert direct.num_episodes == vector.num_episodes > 5 and direct.recent_returns == vector.recent_returns
+    if env_id == ENV_ID:  # its 20-step time limit: truncations came up too
+        assert direct.replay.dones.sum() > direct.replay.terminated.sum()
+    for a, b in zip(direct.agent.q.parameters(), vector.agent.q.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
 
 
 def test_stop_requested_ends_learn_early():

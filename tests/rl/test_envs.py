@@ -5,7 +5,8 @@ import gymnasium as gym
 import numpy as np
 import pytest
 
-from rl.envs import MissingDependencyError, check_env_id, is_atari, make_env, make_vector_env, validate_spaces
+from rl.envs import (MissingDependencyError, check_env_id, is_atari, make_env, make_vector_env, sole_env,
+                     validate_spaces)
 from rl.presets import PRESETS, resolve_config
 from rl.schedules import LinearSchedule
 
@@ -15,6 +16,17 @@ def test_vector_env_uses_next_step_autoreset():
     assert envs.num_envs == 2 and envs.metadata["autoreset_mode"] == gym.vector.AutoresetMode.NEXT_STEP
     assert envs.single_observation_space.shape == (4,)
     envs.close()
+
+
+def test_sole_env_only_of_a_plain_one_env_sync_vector_env():
+    one, two = make_vector_env("CartPole-v1", 1), make_vector_env("CartPole-v1", 2)
+    assert sole_env(one) is one.envs[0] and sole_env(two) is None
+    same_step = gym.vector.SyncVectorEnv([lambda: make_env("CartPole-v1")],
+                                         autoreset_mode=gym.vector.AutoresetMode.SAME_STEP)
+    assert sole_env(same_step) is None
+    assert sole_env(gym.wrappers.vector.RecordEpisodeStatistics(one)) is None  # a vector wrapper may act per step
+    for envs in (one, two, same_step):
+        envs.close()
 
 
 def test_unknown_env_suggests_close_names():
