@@ -87,7 +87,7 @@ def plot_results(rows: list, budgets: list, path: Path, title: str) -> Path:
 
     from core.serialization import atomic_path
 
-    fig, ax = plt.subplots(figsize=(7.5, 4.2))
+    fig, ax = plt.subplots(figsize=(7.5, 4.8))
     width = 0.8 / len(METHODS)
     for m, method in enumerate(METHODS):
         acc = [next((100 * r["test_accuracy"] for r in rows if r["method"] == method and r["per_class"] == b),
@@ -99,7 +99,7 @@ def plot_results(rows: list, budgets: list, path: Path, title: str) -> Path:
     ax.set_ylabel("test accuracy (%)")
     ax.set_ylim(0, 100)
     ax.set_title(title)
-    ax.legend(fontsize=8, loc="upper left")
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.1), ncol=2, frameon=False)
     fig.tight_layout()
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=110)

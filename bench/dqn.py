@@ -1,6 +1,11 @@
 """DQN training throughput on CartPole-v1 with the rl-baselines3-zoo settings: zerodl vs Stable-Baselines3.
 
-Run: ``python bench/dqn.py [--steps 50000] [--seed 0] [--threads 1] [--no-sb3]``.
+Run: ``python bench/dqn.py [--steps 50000] [--seed 0] [--threads 1] [--repeats 3] [--no-sb3]``.
+
+The JSON line names the BLAS kernel NumPy ran (``blas``, via threadpoolctl when
+installed). Where the machine forces an older kernel through
+``OPENBLAS_CORETYPE``, measure NumPy's own choice with
+``env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE python bench/dqn.py``.
 
 Both libraries train the same configuration (lr 2.3e-3, batch 64, buffer 100k,
 learning_starts 1000, gamma 0.99, target update every 10 steps, train_freq 256,
@@ -27,6 +32,8 @@ def parse_args():
     p.add_argument("--seed", type=int, default=0, help="seed for both libraries (default 0)")
     p.add_argument("--threads", type=int, default=1,
                    help="BLAS / torch threads for both libraries (default 1: small matmuls gain nothing from more)")
+    p.add_argument("--repeats", type=int, default=3,
+                   help="interleaved runs of each library; the medians are reported (default 3)")
     p.add_argument("--no-sb3", action="store_true", help="skip Stable-Baselines3 even when it is installed")
     return p.parse_args()
 
@@ -36,6 +43,7 @@ ARGS = parse_args()
 for var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[var] = str(ARGS.threads)
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import numpy as np  # noqa: E402
 
@@ -83,20 +91,32 @@ def bench_sb3(steps: int, seed: int, threads: int) -> dict | None:
 
 
 def main() -> None:
-    ours = bench_zerodl(ARGS.steps, ARGS.seed)
-    print(f"zerodl: {ours['steps_per_s']:.0f} steps/s ({ours['seconds']:.1f} s, {ours['updates']} updates), "
-          f"greedy eval {ours['eval_mean']:.1f} ± {ours['eval_std']:.1f}")
-    sb3 = None if ARGS.no_sb3 else bench_sb3(ARGS.steps, ARGS.seed, ARGS.threads)
+    from blas_info import blas_info
+
+    ours_runs, sb3_runs = [], []
+    for r in range(ARGS.repeats):  # interleaved, so both libraries see the same machine load
+        ours = bench_zerodl(ARGS.steps, ARGS.seed)
+        ours_runs.append(ours)
+        print(f"[{r + 1}/{ARGS.repeats}] zerodl: {ours['steps_per_s']:.0f} steps/s ({ours['seconds']:.1f} s, "
+              f"{ours['updates']} updates), greedy eval {ours['eval_mean']:.1f} ± {ours['eval_std']:.1f}")
+        sb3 = None if ARGS.no_sb3 else bench_sb3(ARGS.steps, ARGS.seed, ARGS.threads)
+        if sb3 is None:
+            continue
+        sb3_runs.append(sb3)
+        print(f"[{r + 1}/{ARGS.repeats}] sb3 {sb3['version']}: {sb3['steps_per_s']:.0f} steps/s "
+              f"({sb3['seconds']:.1f} s), greedy eval {sb3['eval_mean']:.1f} ± {sb3['eval_std']:.1f}")
+    ours_rate = float(np.median([o["steps_per_s"] for o in ours_runs]))
     figures = {"bench": "dqn_cartpole_zoo", "steps": ARGS.steps, "seed": ARGS.seed, "threads": ARGS.threads,
-               "zerodl_steps_per_s": round(ours["steps_per_s"], 1),
-               "zerodl_eval_mean": round(ours["eval_mean"], 1)}
-    if sb3 is None:
+               "repeats": ARGS.repeats, **blas_info(), "zerodl_steps_per_s": round(ours_rate, 1),
+               "zerodl_eval_mean": round(ours_runs[-1]["eval_mean"], 1)}
+    if not sb3_runs:
         print("stable-baselines3 not importable: no ratio (pip install stable-baselines3 to compare)")
     else:
-        print(f"sb3 {sb3['version']}: {sb3['steps_per_s']:.0f} steps/s ({sb3['seconds']:.1f} s), "
-              f"greedy eval {sb3['eval_mean']:.1f} ± {sb3['eval_std']:.1f}")
-        figures.update(sb3_steps_per_s=round(sb3["steps_per_s"], 1), sb3_eval_mean=round(sb3["eval_mean"], 1),
-                       ratio=round(ours["steps_per_s"] / sb3["steps_per_s"], 2))
+        sb3_rate = float(np.median([o["steps_per_s"] for o in sb3_runs]))
+        figures.update(sb3_steps_per_s=round(sb3_rate, 1), sb3_eval_mean=round(sb3_runs[-1]["eval_mean"], 1),
+                       ratio=round(ours_rate / sb3_rate, 2))
+        print(f"medians of {ARGS.repeats}: zerodl {ours_rate:.0f} steps/s, SB3 {sb3_rate:.0f} steps/s, "
+              f"ratio {ours_rate / sb3_rate:.2f}")
     print(json.dumps(figures))
 
 
