@@ -94,6 +94,15 @@ def uniform(rng: np.random.Generator, pair) -> float:
     return float(lo) if lo == hi else float(rng.uniform(lo, hi))
 
 
+def uniforms(rng: np.random.Generator, *pairs) -> list[float]:
+    """``[uniform(rng, p) for p in pairs]`` with one generator call: the same numbers
+    (``rng.uniform(lo, hi)`` is ``lo + (hi - lo) * rng.random()``), a few microseconds
+    less per image."""
+    drawn = [p for p in pairs if p[0] != p[1]]
+    u = iter(rng.random(len(drawn)).tolist() if drawn else ())
+    return [float(lo) if lo == hi else lo + (hi - lo) * next(u) for lo, hi in pairs]
+
+
 def max_value(dtype) -> float:
     """The value of white: 255 for uint8, 1.0 for float images."""
     return 255.0 if np.dtype(dtype) == np.uint8 else 1.0

@@ -34,7 +34,8 @@ from core.augment import targets as tg
 from core.augment import warp
 from core.augment.base import Transform, check_image, check_positive_int, check_probability
 from core.augment.geometric import image_fill
-from core.augment.pixel import ToneCurve, apply_lut
+from core.augment.lut import apply_lut
+from core.augment.pixel import ToneCurve
 from core.augment.registry import register
 from core.backend import as_generator
 
@@ -42,7 +43,8 @@ TARGETS = ("image", "mask", "masks", "boxes", "labels", "keypoints", "keypoint_l
 
 
 class _Plan:
-    """Mutable state of the planning walk: the generator, the current shape, the steps."""
+    """Mutable state of the planning walk: the generator, the current shape, the steps
+    (``(transform, params, (matrix, out_shape) or None)``)."""
 
     __slots__ = ("rng", "shape", "steps")
 
@@ -59,6 +61,18 @@ def _check_transforms(transforms, where: str) -> list:
     return list(transforms)
 
 
+def _add_step(t: Transform, params: dict, plan: _Plan) -> None:
+    """Queue ``t`` with ``params``; a geometric step keeps the matrix it is planned with."""
+    if t.kind == "geometric":
+        m, out_shape = t.matrix(params, plan.shape)
+        out_shape = tuple(out_shape)
+        plan.steps.append((t, params, (m, out_shape)))
+    else:
+        out_shape = tuple(t.output_shape(plan.shape, params))
+        plan.steps.append((t, params, None))
+    plan.shape = out_shape
+
+
 def _plan_node(t: Transform, plan: _Plan) -> dict:
     if isinstance(t, Container):
         return t.plan(plan)
@@ -66,8 +80,7 @@ def _plan_node(t: Transform, plan: _Plan) -> dict:
     if not applied:
         return {"name": type(t).__name__, "applied": False}
     params = t.sample_params(plan.rng, plan.shape)
-    plan.steps.append((t, params))
-    plan.shape = tuple(t.output_shape(plan.shape, params))
+    _add_step(t, params, plan)
     return {"name": type(t).__name__, "applied": True, "params": params}
 
 
@@ -79,9 +92,7 @@ def _replay_node(t: Transform, record, plan: _Plan) -> None:
     if isinstance(t, Container):
         t.replan(record, plan)
     elif record.get("applied"):
-        params = record.get("params", {})
-        plan.steps.append((t, params))
-        plan.shape = tuple(t.output_shape(plan.shape, params))
+        _add_step(t, record.get("params", {}), plan)
 
 
 class Container(Transform):
@@ -183,8 +194,7 @@ class Compose(Container):
 
     # -- execution ---------------------------------------------------------------
     def _execute(self, steps, image, targets, record, as_dict):
-        where = "Compose"
-        check_image(image, where)
+        where = "Compose"  # the image was checked by _parse_call
         shape = image.shape[:2]
         masks, single_mask = _collect_masks(targets, shape, where)
         boxes = labels = kps = kp_labels = None
@@ -204,11 +214,11 @@ class Compose(Container):
         kp_keep = None if kps is None else np.arange(len(kps))
 
         run = _Runner(image, masks, self.fuse)
-        for t, params in steps:
+        for t, params, geo in steps:
             if run.final is not None:
                 raise ValueError(f"{where}: {run.final} must be the last transform, got {type(t).__name__} after it")
-            if t.kind == "geometric":
-                m, out_shape = t.matrix(params, run.shape)
+            if geo is not None:
+                m, out_shape = geo
                 run.geometric(m, out_shape, t.warp_settings())
                 if boxes is not None:
                     boxes, keep = tg.clip_and_filter(tg.transform_boxes(boxes, m), out_shape,
@@ -250,7 +260,8 @@ class _Runner:
         self.shape = image.shape[:2]
         self.matrix = None
         self.settings = None
-        self.cropped = self.extended = False
+        self.extended = False
+        self.cuts = []  # (matrix, in_shape, out_shape) of the held-back steps: see ``cropped``
         self.lut = None
         self.final = None
 
@@ -263,17 +274,22 @@ class _Runner:
         # constant/edge borders (which are idempotent) may join.
         joinable = (self.matrix is not None and self.fuse and self.lut is None
                     and _compatible(self.settings, settings)
-                    and (border is None or (not self.cropped and (not self.extended or border in ("constant", "edge")))))
+                    and (border is None or (not self.cropped()
+                                            and (not self.extended or border in ("constant", "edge")))))
         if not joinable:
             self._flush()
         if self.matrix is None:
-            self.matrix, self.settings, self.cropped, self.extended = m, settings, False, False
+            self.matrix, self.settings, self.extended, self.cuts = m, settings, False, []
         else:
             self.matrix = m @ self.matrix
             self.settings = tuple(a if a is not None else b for a, b in zip(self.settings, settings))
-        self.cropped |= _discards(m, self.shape, out_shape)
+        self.cuts.append((m, self.shape, out_shape))
         self.extended |= border is not None
         self.shape = tuple(out_shape)
+
+    def cropped(self) -> bool:
+        """Whether a held-back step cut part of its input away (asked only by border steps)."""
+        return any(_discards(*cut) for cut in self.cuts)
 
     def pixel(self, t, params):
         if self.fuse and isinstance(t, ToneCurve) and self.image.dtype == np.uint8:
@@ -330,7 +346,10 @@ def _discards(m, in_shape, out_shape) -> bool:
 
 
 def _compatible(a, b) -> bool:
-    return all(x is None or y is None or x == y for x, y in zip(a, b))
+    for x, y in zip(a, b):
+        if x is not None and y is not None and x != y:
+            return False
+    return True
 
 
 def _parse_call(args, rng, targets, where):

@@ -17,7 +17,7 @@ import math
 import numpy as np
 
 from core.augment import warp
-from core.augment.base import Transform, check_positive_int, check_range, uniform
+from core.augment.base import Transform, check_positive_int, check_range, uniform, uniforms
 from core.augment.registry import register
 
 
@@ -61,6 +61,8 @@ def image_fill(fill, dtype):
 
 
 def _freeze(v):
+    if isinstance(v, (int, float)) and not isinstance(v, bool):  # the common case, without numpy
+        return (float(v),)
     return tuple(np.asarray(v, dtype=np.float64).reshape(-1).tolist())
 
 
@@ -75,9 +77,24 @@ def _check_sampling(t, interpolation, border, fill, fill_mask):
     t.fill, t.fill_mask = fill, fill_mask
 
 
-def _about_centre(shape, linear: np.ndarray, shift=(0.0, 0.0)) -> np.ndarray:
+def _about_centre(shape, linear, shift=(0.0, 0.0)) -> np.ndarray:
+    """``translation(centre + shift) @ linear @ translation(-centre)`` for a 2x2 ``linear``
+    ``((a, b), (d, e))``, multiplied out: it runs for every image, where five small
+    numpy products cost more than the warp's setup."""
     h, w = shape
-    return warp.translation(w / 2 + shift[0], h / 2 + shift[1]) @ linear @ warp.translation(-w / 2, -h / 2)
+    (a, b), (d, e) = linear
+    cx, cy = w / 2, h / 2
+    return np.array([[a, b, cx + shift[0] - a * cx - b * cy],
+                     [d, e, cy + shift[1] - d * cx - e * cy],
+                     [0.0, 0.0, 1.0]])
+
+
+def _rotation_shear_scale(degrees: float, shear_degrees: float = 0.0, scale: float = 1.0):
+    """The 2x2 of ``rotation(degrees) @ shearing(shear_degrees) @ scaling(scale, scale)``."""
+    t = math.radians(degrees)
+    c, s = math.cos(t), math.sin(t)
+    k = math.tan(math.radians(shear_degrees))
+    return (scale * c, scale * (c * k + s)), (-scale * s, scale * (c - s * k))
 
 
 @register
@@ -127,7 +144,7 @@ class Rotate(GeometricTransform):
         return {"angle": uniform(rng, self._limit)}
 
     def matrix(self, params, shape):
-        return _about_centre(shape, warp.rotation(params["angle"])), tuple(shape)
+        return _about_centre(shape, _rotation_shear_scale(params["angle"])), tuple(shape)
 
 
 @register
@@ -154,14 +171,13 @@ class Affine(GeometricTransform):
         _check_sampling(self, interpolation, border, fill, fill_mask)
 
     def sample_params(self, rng, shape):
-        return {"scale": uniform(rng, self._scale), "tx": uniform(rng, self._translate),
-                "ty": uniform(rng, self._translate), "angle": uniform(rng, self._rotate),
-                "shear": uniform(rng, self._shear)}
+        scale, tx, ty, angle, shear = uniforms(rng, self._scale, self._translate, self._translate,
+                                               self._rotate, self._shear)
+        return {"scale": scale, "tx": tx, "ty": ty, "angle": angle, "shear": shear}
 
     def matrix(self, params, shape):
         h, w = shape
-        s = params["scale"]
-        linear = warp.rotation(params["angle"]) @ warp.shearing(params["shear"]) @ warp.scaling(s, s)
+        linear = _rotation_shear_scale(params["angle"], params["shear"], params["scale"])
         return _about_centre(shape, linear, (params["tx"] * w, params["ty"] * h)), (h, w)
 
 
@@ -259,8 +275,8 @@ class RandomResizedCrop(GeometricTransform):
     def matrix(self, params, shape):
         h, w = shape
         x0, y0, cw, ch = params["x"] * w, params["y"] * h, params["w"] * w, params["h"] * h
-        m = warp.scaling(self.width / cw, self.height / ch) @ warp.translation(-x0, -y0)
-        return m, (self.height, self.width)
+        sx, sy = self.width / cw, self.height / ch  # scaling(sx, sy) @ translation(-x0, -y0)
+        return np.array([[sx, 0.0, -sx * x0], [0.0, sy, -sy * y0], [0.0, 0.0, 1.0]]), (self.height, self.width)
 
 
 @register

@@ -11,24 +11,15 @@ from __future__ import annotations
 import numpy as np
 
 from core.augment.base import (
-    Transform, check_positive_int, check_range, max_value, uniform,
+    Transform, check_positive_int, check_range, max_value, uniform, uniforms,
 )
+from core.augment.lut import apply_lut
 from core.augment.registry import register
 
 
 def color_channels(image: np.ndarray) -> int:
     """Channels a colour operation touches: all but the alpha of RGBA."""
     return 3 if image.ndim == 3 and image.shape[2] == 4 else (image.shape[2] if image.ndim == 3 else 1)
-
-
-def apply_lut(image: np.ndarray, lut: np.ndarray) -> np.ndarray:
-    """Map a uint8 image through a (256,) uint8 table; RGBA keeps its alpha."""
-    if image.ndim == 3 and image.shape[2] == 4:
-        out = np.empty_like(image)
-        out[..., :3] = np.take(lut, image[..., :3])
-        out[..., 3] = image[..., 3]
-        return out
-    return np.take(lut, image)
 
 
 def _from_float(values: np.ndarray, like: np.ndarray) -> np.ndarray:
@@ -42,6 +33,10 @@ def _to_float(image: np.ndarray) -> np.ndarray:
     return image.astype(np.float32) * np.float32(1 / 255) if image.dtype == np.uint8 else image.astype(np.float32)
 
 
+_LEVELS = np.arange(256, dtype=np.float64) / 255.0  # the uint8 levels in [0, 1] units
+_LEVELS.flags.writeable = False
+
+
 class ToneCurve(Transform):
     """A per-value function ``curve(x, **params)`` on [0, 1] units; uint8 images use a table."""
 
@@ -49,8 +44,11 @@ class ToneCurve(Transform):
         raise NotImplementedError
 
     def lut(self, **params) -> np.ndarray:
-        x = np.arange(256, dtype=np.float64) / 255.0
-        return np.clip(np.rint(self.curve(x, **params) * 255.0), 0, 255).astype(np.uint8)
+        table = np.multiply(self.curve(_LEVELS, **params), 255.0)
+        np.rint(table, out=table)
+        np.maximum(table, 0.0, out=table)  # two ufuncs: np.clip's Python wrapper costs more
+        np.minimum(table, 255.0, out=table)
+        return table.astype(np.uint8)
 
     def apply(self, image, **params):
         if image.dtype == np.uint8:
@@ -109,7 +107,8 @@ class BrightnessContrast(ToneCurve):
         self._c = check_range(contrast, "BrightnessContrast", "contrast", low=-1.0)
 
     def sample_params(self, rng, shape):
-        return {"beta": uniform(rng, self._b), "alpha": 1.0 + uniform(rng, self._c)}
+        beta, contrast = uniforms(rng, self._b, self._c)
+        return {"beta": beta, "alpha": 1.0 + contrast}
 
     def curve(self, x, beta, alpha):
         return (x - 0.5) * alpha + 0.5 + beta

@@ -154,3 +154,40 @@ def test_fused_and_sequential_agree():
     inner = np.s_[8:-8, 8:-8]
     assert np.abs(fused - alone)[inner].mean() < 0.08
     assert fused.shape == alone.shape == (40, 40, 3)
+
+
+def test_matrices_are_the_products_of_their_parts():
+    from core.augment import warp
+
+    shape = (37, 53)
+    rng = np.random.default_rng(0)
+    affine = Affine(scale=(0.7, 1.3), translate=0.2, rotate=40, shear=15)
+    for _ in range(20):
+        p = affine.sample_params(rng, shape)
+        h, w = shape
+        ref = (warp.translation(w / 2 + p["tx"] * w, h / 2 + p["ty"] * h) @ warp.rotation(p["angle"])
+               @ warp.shearing(p["shear"]) @ warp.scaling(p["scale"], p["scale"]) @ warp.translation(-w / 2, -h / 2))
+        np.testing.assert_allclose(affine.matrix(p, shape)[0], ref, rtol=0, atol=1e-9)
+        angle = {"angle": p["angle"]}
+        ref = warp.translation(w / 2, h / 2) @ warp.rotation(p["angle"]) @ warp.translation(-w / 2, -h / 2)
+        np.testing.assert_allclose(Rotate(40).matrix(angle, shape)[0], ref, rtol=0, atol=1e-9)
+    crop = RandomResizedCrop(24, 30)
+    p = crop.sample_params(rng, shape)
+    x0, y0, cw, ch = p["x"] * 53, p["y"] * 37, p["w"] * 53, p["h"] * 37
+    ref = warp.scaling(30 / cw, 24 / ch) @ warp.translation(-x0, -y0)
+    np.testing.assert_allclose(crop.matrix(p, shape)[0], ref, rtol=0, atol=1e-9)
+
+
+def test_one_draw_for_many_parameters_gives_the_same_numbers():
+    from core.augment.base import uniform, uniforms
+
+    pairs = [(0.9, 1.1), (-0.1, 0.1), (0.0, 0.0), (-15.0, 15.0), (2.0, 2.0)]
+    for seed in range(5):
+        one_by_one = [uniform(r, p) for r in [np.random.default_rng(seed)] for p in pairs]
+        r = np.random.default_rng(seed)
+        assert uniforms(r, *pairs) == one_by_one
+        # and the generator is left where one draw per random parameter leaves it
+        reference = np.random.default_rng(seed)
+        reference.random(3)
+        assert r.random() == reference.random()
+    assert uniforms(np.random.default_rng(0), (1.0, 1.0)) == [1.0]

@@ -133,11 +133,12 @@ def test_downscale_is_antialiased():
     assert aliased.mean() > 250
 
 
-def test_large_coordinates_use_wide_integers():
-    image = smooth_image(8, 8)
-    m = warp.translation(-40000.5, 0)  # sample far beyond int32 16.16 fixed-point range
-    out = warp.warp_image(image, m, (8, 8), border="edge")
-    np.testing.assert_array_equal(out, np.repeat(image[:, -1:], 8, axis=1))
+@pytest.mark.parametrize("dtype,shift", [(np.float32, -40000.5), (np.uint8, -5e6 - 0.5), (np.uint8, 5e6 + 0.25)])
+def test_large_coordinates_use_wide_integers(dtype, shift):
+    # beyond int32 fixed point: 16.16 for float images, 24.8 for the uint8 kernel
+    image = smooth_image(8, 8).astype(dtype)
+    out = warp.warp_image(image, warp.translation(shift, 0), (8, 8), border="edge")
+    np.testing.assert_array_equal(out, np.repeat(image[:, -1:] if shift < 0 else image[:, :1], 8, axis=1))
 
 
 def test_fill_rules_and_errors():
@@ -148,3 +149,87 @@ def test_fill_rules_and_errors():
     assert np.all(grey == 255)
     with pytest.raises(ValueError, match="fill has 2 values but the array has 4 channels"):
         warp.warp_image(image, warp.translation(0.5, 100), (10, 10), fill=(1, 2))
+
+
+def random_affine(rng, shape, spread):
+    """A rotation/zoom/shift about the centre; ``spread`` scales how far samples may leave the image."""
+    return rotation_about_centre(shape, rng.uniform(-40, 40), rng.uniform(0.5, 3.0),
+                                 shift=tuple(rng.uniform(-spread, spread, 2)))
+
+
+@pytest.mark.parametrize("frac", [8, 16])
+def test_grid_knows_its_extremes_before_building_the_field(frac):
+    from core.augment.resample import Grid
+
+    rng = np.random.default_rng(0)
+    for trial in range(60):
+        h, w = rng.integers(1, 90, 2)
+        oh, ow = rng.integers(1, 70, 2)
+        m = warp.scaling(rng.uniform(0.3, 4), rng.uniform(0.3, 4)) @ random_affine(rng, (h, w), 40)
+        border = warp.BORDER_MODES[trial % 4]
+        grid = Grid(warp.index_affine(m), (oh, ow), (h, w), border, frac)
+        assert (int(grid.xx.min()) >> frac, int(grid.xx.max()) >> frac) == grid.x0_span
+        assert (int(grid.yy.min()) >> frac, int(grid.yy.max()) >> frac) == grid.y0_span
+        top, left = grid.origin
+        assert 0 <= top and top + grid.h <= h and 0 <= left and left + grid.w <= w
+        if grid.border in ("constant", "edge"):  # every sample inside the cut lands on the cut
+            p = grid.pad
+            x0, y0 = grid.xx >> frac, grid.yy >> frac
+            inside = (x0 >= p - left) & (x0 + 1 < p - left + w) & (y0 >= p - top) & (y0 + 1 < p - top + h)
+            assert np.all((x0[inside] >= p) & (x0[inside] + 1 < p + grid.w))
+            assert np.all((y0[inside] >= p) & (y0[inside] + 1 < p + grid.h))
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.float32])
+def test_border_mode_is_irrelevant_when_samples_stay_inside(dtype):
+    image = smooth_image(40, 50)
+    image = image if dtype == np.uint8 else image.astype(np.float32) / 255
+    m = rotation_about_centre(image.shape[:2], 13.0, 2.5, shift=(3.0, -2.0))  # zoomed in: all inside
+    outs = [warp.warp_image(image, m, (30, 36), border=b, fill=99) for b in warp.BORDER_MODES]
+    masks = [warp.warp_mask(image[..., 0], m, (30, 36), border=b, fill=7) for b in warp.BORDER_MODES]
+    for out, mask in zip(outs[1:], masks[1:]):
+        np.testing.assert_array_equal(out, outs[0])
+        np.testing.assert_array_equal(mask, masks[0])
+
+
+def test_flat_images_stay_exactly_flat():
+    """The four 8-bit weights of every pixel sum to exactly 256, so a constant is reproduced."""
+    rng = np.random.default_rng(1)
+    lut = rng.integers(0, 256, 256, dtype=np.uint8)
+    for value in (0, 1, 37, 128, 254, 255):
+        flat = np.full((45, 61, 3), value, np.uint8)
+        for _ in range(5):
+            m = random_affine(rng, flat.shape[:2], 8)
+            out = warp.warp_image(flat, m, (40, 50), border="edge")
+            assert np.all(out == value)
+            assert np.all(warp.warp_image(flat, m, (40, 50), border="edge", lut=lut) == lut[value])
+
+
+def test_zoom_into_a_corner_matches_pillow():
+    """A small crop of the source (the part the output samples) gives Pillow's values."""
+    image = smooth_image(SRC_H, SRC_W)
+    m = warp.scaling(3.1, 2.7) @ warp.rotation(7.0) @ warp.translation(-58.3, -47.9)  # bottom-right, partly off
+    ours = warp.warp_image(image, m, (SRC_H, SRC_W), border="constant")
+    ref = pillow_affine(image, m, (SRC_H, SRC_W), Image.Resampling.BILINEAR)
+    inside = interior((SRC_H, SRC_W), m, margin=1.0)
+    assert inside.sum() > 300 and (~inside).sum() > 300
+    assert np.abs(ours.astype(int) - ref.astype(int))[inside].max() <= 1
+    assert np.all(ours[~interior((SRC_H, SRC_W), m, margin=-1.0)] == 0)  # beyond the image: the fill
+
+
+@pytest.mark.parametrize("channels", [1, 3, 4, 6])
+def test_strided_and_changing_inputs_give_the_same_result(channels):
+    """Views (flipped, strided) are read like their copies; scratch buffers that grow and
+    shrink between calls leave no trace."""
+    rng = np.random.default_rng(2)
+    big = rng.integers(0, 256, (90, 120, channels), dtype=np.uint8)
+    small = big[5:25, 7:31]
+    m_big, m_small = random_affine(rng, big.shape[:2], 10), random_affine(rng, small.shape[:2], 3)
+    lut = rng.integers(0, 256, 256, dtype=np.uint8)
+    first = warp.warp_image(big, m_big, (70, 80), lut=lut)
+    np.testing.assert_array_equal(warp.warp_image(small, m_small, (20, 30)),
+                                  warp.warp_image(small.copy(), m_small, (20, 30)))
+    np.testing.assert_array_equal(warp.warp_image(big, m_big, (70, 80), lut=lut), first)
+    flipped = big[:, ::-1]
+    np.testing.assert_array_equal(warp.warp_image(flipped, m_big, (70, 80)),
+                                  warp.warp_image(flipped.copy(), m_big, (70, 80)))
