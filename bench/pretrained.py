@@ -176,4 +176,7 @@ if __name__ == "__main__":
     except FileNotFoundError as e:  # the weights package is not installed
         print(f"skipped: {e}", file=sys.stderr)
         result = {"skipped": str(e)}
-    print(json.dumps(result))
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from blas_info import blas_info
+
+    print(json.dumps({**result, **blas_info()}))
