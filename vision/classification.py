@@ -66,6 +66,17 @@ class JsonConfig:
             raise ValueError(f"{cls.__name__}: unknown entries {', '.join(unknown)}; known: {', '.join(sorted(known))}")
         return cls(**data)
 
+    def _check_choice(self, name: str, options) -> None:
+        value = getattr(self, name)
+        if value not in options:
+            raise ValueError(f"{type(self).__name__}: {name} must be one of {', '.join(options)}, got {value!r}")
+
+    def _check_positive_ints(self, *names) -> None:
+        for name in names:
+            value = getattr(self, name)
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValueError(f"{type(self).__name__}: {name} must be a positive int, got {value!r}")
+
 
 @dataclass
 class TrainConfig(JsonConfig):
@@ -101,17 +112,10 @@ class TrainConfig(JsonConfig):
 
     def __post_init__(self):
         where = "TrainConfig"
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"{where}: optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"{where}: schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        if self.normalize not in NORMALIZATIONS:
-            raise ValueError(f"{where}: normalize must be one of {', '.join(NORMALIZATIONS)}, "
-                             f"got {self.normalize!r}")
-        for name in ("epochs", "batch_size"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
+        self._check_choice("optimizer", OPTIMIZERS)
+        self._check_choice("schedule", SCHEDULES)
+        self._check_choice("normalize", NORMALIZATIONS)
+        self._check_positive_ints("epochs", "batch_size")
         if not (isinstance(self.lr, (int, float)) and self.lr > 0 and math.isfinite(self.lr)):
             raise ValueError(f"{where}: lr must be a positive number, got {self.lr!r}")
         if not self.weight_decay >= 0:

@@ -83,16 +83,10 @@ class FinetuneConfig(JsonConfig):
     def __post_init__(self):
         where = "FinetuneConfig"
         mode, _ = parse_freeze(self.freeze)
-        if self.bn_stats not in BN_STATS:
-            raise ValueError(f"{where}: bn_stats must be one of {', '.join(BN_STATS)}, got {self.bn_stats!r}")
-        if self.optimizer not in OPTIMIZERS:
-            raise ValueError(f"{where}: optimizer must be one of {', '.join(OPTIMIZERS)}, got {self.optimizer!r}")
-        if self.schedule not in SCHEDULES:
-            raise ValueError(f"{where}: schedule must be one of {', '.join(SCHEDULES)}, got {self.schedule!r}")
-        for name in ("epochs", "batch_size", "img_size", "cache_copies"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValueError(f"{where}: {name} must be a positive int, got {value!r}")
+        self._check_choice("bn_stats", BN_STATS)
+        self._check_choice("optimizer", OPTIMIZERS)
+        self._check_choice("schedule", SCHEDULES)
+        self._check_positive_ints("epochs", "batch_size", "img_size", "cache_copies")
         if self.img_size < 32:
             raise ValueError(f"{where}: img_size must be >= 32 (the network downsamples 32x), got {self.img_size}")
         for name in ("lr", "backbone_lr_scale"):
