@@ -203,20 +203,8 @@ class Adam(Optimizer):
                 g += p.grad
             else:
                 xp.copyto(g, p.grad)
-        m, v, g, tmp = flat.m, flat.v, flat.g, flat.tmp
-        m *= b1
-        xp.multiply(g, 1.0 - b1, out=tmp)
-        m += tmp
-        v *= b2
-        xp.multiply(g, 1.0 - b2, out=tmp)
-        tmp *= g
-        v += tmp
-        root_bc2 = math.sqrt(1.0 - b2 ** t)
-        step_size = lr * root_bc2 / (1.0 - b1 ** t)
-        xp.sqrt(v, out=tmp)
-        tmp += group["eps"] * root_bc2
-        xp.divide(m, tmp, out=tmp)
-        tmp *= -step_size
+        _update_moments(xp, flat.m, flat.v, flat.g, flat.tmp, b1, b2)
+        _adam_delta(xp, flat.m, flat.v, flat.tmp, lr, b1, b2, group["eps"], t)
         for p, d in zip(params, flat.tmp_views):
             p.data += d
 
@@ -257,26 +245,40 @@ class Adam(Optimizer):
         else:
             g = self._decayed_grad(p, grad, wd, slot=0)
         m, v, tmp = state["exp_avg"], state["exp_avg_sq"], self._buffer(p, 1)
-        m *= b1
-        xp.multiply(g, 1.0 - b1, out=tmp)
-        m += tmp
-        v *= b2
-        xp.multiply(g, 1.0 - b2, out=tmp)
-        tmp *= g
-        v += tmp
+        _update_moments(xp, m, v, g, tmp, b1, b2)
         if group["amsgrad"]:
             v_max = state.get("max_exp_avg_sq")
             if v_max is None:  # amsgrad switched on after the first step
                 v_max = state["max_exp_avg_sq"] = xp.zeros_like(p.data)
             xp.maximum(v_max, v, out=v_max)
             v = v_max
-        root_bc2 = math.sqrt(1.0 - b2 ** t)
-        step_size = lr * root_bc2 / (1.0 - b1 ** t)
-        xp.sqrt(v, out=tmp)
-        tmp += group["eps"] * root_bc2
-        xp.divide(m, tmp, out=tmp)
-        tmp *= -step_size
+        _adam_delta(xp, m, v, tmp, lr, b1, b2, group["eps"], t)
         p.data += tmp
+
+
+def _update_moments(xp, m, v, g, tmp, b1: float, b2: float) -> None:
+    """``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2`` in place (``tmp``: scratch)."""
+    m *= b1
+    xp.multiply(g, 1.0 - b1, out=tmp)
+    m += tmp
+    v *= b2
+    xp.multiply(g, 1.0 - b2, out=tmp)
+    tmp *= g
+    v += tmp
+
+
+def _adam_delta(xp, m, v, out, lr: float, b1: float, b2: float, eps: float, t: int) -> None:
+    """The step to add to the parameters, into ``out``: ``-lr m_hat / (sqrt(v_hat) + eps)``.
+
+    Bias corrections folded into scalars (Kingma & Ba 2015, sec. 2, last paragraph):
+    ``-lr sqrt(1 - b2^t) / (1 - b1^t) * m / (sqrt(v) + eps sqrt(1 - b2^t))``.
+    """
+    root_bc2 = math.sqrt(1.0 - b2 ** t)
+    step_size = lr * root_bc2 / (1.0 - b1 ** t)
+    xp.sqrt(v, out=out)
+    out += eps * root_bc2
+    xp.divide(m, out, out=out)
+    out *= -step_size
 
 
 class AdamW(Adam):
