@@ -33,7 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from core.serialization import CheckpointError, load_checkpoint, load_npz, load_safetensors
-from core.torch_pickle import TORCH_SUFFIXES, load_torch_state_dict, rename_keys, strip_prefixes, unwrap_state_dict
+from core.torch_pickle import TORCH_SUFFIXES, load_torch_state_dict
+from core.torch_state import rename_keys, strip_prefixes, unwrap_state_dict
 
 __all__ = ["WeightsEntry", "WEIGHTS", "get_weights", "load_pretrained", "load_state_dict_any",
            "load_weights_any", "imagenet_classes"]

@@ -30,7 +30,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import get_array_module
-from .conv import pair, resolve_padding
+from .im2col import pair, resolve_padding
 
 __all__ = ["DepthwiseCache", "depthwise_conv2d_forward", "depthwise_conv2d_backward", "depthwise_conv2d_nhwc"]
 

@@ -14,7 +14,7 @@ from typing import NamedTuple
 import numpy as np
 
 from ..backend import get_array_module
-from .conv import conv_output_size, pair
+from .im2col import conv_output_size, pair
 
 __all__ = [
     "PoolGeometry", "check_pool_padding", "pool_geometry", "max_pool2d_forward", "max_pool2d_backward",

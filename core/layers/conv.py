@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from ..backend import DEFAULT_DTYPE, as_generator, check_float_dtype
 from ..functional import conv as F
+from ..functional import conv_transpose as FT
 from ..functional import depthwise as DW
 from ..init import get_initializer, zeros
 from ..module import Module, Parameter
@@ -193,7 +194,7 @@ class ConvTranspose2d(_ConvBase):
         w = self.weight.data
         x, where = self._checked_input(x)
         try:
-            y, self._cache = F.conv_transpose2d_forward(
+            y, self._cache = FT.conv_transpose2d_forward(
                 x, w, None if self.bias is None else self.bias.data, self.stride, self.padding,
                 self.output_padding, self.dilation, self.groups)
         except ValueError as e:
@@ -202,4 +203,4 @@ class ConvTranspose2d(_ConvBase):
 
     def backward(self, dy):
         cache = require_forward(self._cache, "ConvTranspose2d")
-        return self._grads(*F.conv_transpose2d_backward(dy, cache, **self._flags()))
+        return self._grads(*FT.conv_transpose2d_backward(dy, cache, **self._flags()))

@@ -6,7 +6,7 @@ Arguments and output sizes follow ``torch.nn``; the math is in
 from __future__ import annotations
 
 from ..functional import pooling as F
-from ..functional.conv import pair
+from ..functional.im2col import pair
 from ..module import Module
 from ._validation import float_input, require_forward
 

@@ -22,7 +22,7 @@ from collections import OrderedDict
 import numpy as np
 
 from core.backend import as_generator
-from core.functional.conv import conv_output_size
+from core.functional.im2col import conv_output_size
 from core.layers import Conv2d, Dropout, Flatten, Linear, MaxPool2d, ReLU
 from core.module import Sequential
 
