@@ -142,3 +142,17 @@ def test_head_epochs_probe_first_then_fine_tune(weights, tmp_path):
     # the probe stage is exactly the cached head-only run; fine-tuning then moved on from it
     np.testing.assert_array_equal(probe["1.weight"], probe_only.model._fc.weight.data)
     assert not np.array_equal(result.model._fc.weight.data, probe["1.weight"])
+
+
+def test_resnet18_state_dict_fine_tunes_through_the_same_path(tmp_path):
+    from vision.models.resnet import resnet18
+
+    path = tmp_path / "resnet18-test.npz"
+    save_weights(resnet18(num_classes=1000, rng=3), path)
+    data = tiny_data()
+    cached = finetune(config(str(path), model="resnet18", cache_features=True, lr=1e-2), data=data, progress=False)
+    assert cached.freeze.trainable_params == 512 * 3 + 3 and cached.model.fc.weight.shape == (3, 512)
+    partial = finetune(config(str(path), model="resnet18", freeze="last:1", epochs=1), data=data, progress=False)
+    assert partial.freeze.trainable_stages == ["stage4", "classifier"]
+    probs = predict_dataset(partial.model, data[1], FitCollate(32, partial.entry.mean, partial.entry.std))
+    assert probs.shape == (6, 3) and np.isfinite(probs).all()
