@@ -227,17 +227,22 @@ class Grid:
             np.copyto(idx, rows)
         return idx
 
+    def _padded_index(self, x0, y0):
+        """``(padded row stride, flat index of the top-left neighbour)``; clips (in place) only
+        when a footprint can leave the padded source. Overwrites ``y0``."""
+        hp, wp = self.padded_size
+        if self.x0_span[0] < 0 or self.x0_span[1] > wp - 2:
+            np.clip(x0, 0, wp - 2, out=x0)
+        if self.y0_span[0] < 0 or self.y0_span[1] > hp - 2:
+            np.clip(y0, 0, hp - 2, out=y0)
+        return wp, self._flat_index(y0, x0, wp, hp * wp)
+
     def corner_indices(self):
         """``(row stride, [(offset, flat index)] * 4)`` addressing the four bilinear neighbours."""
         x0 = self._floor(self.xx, "x0")
         y0 = self._floor(self.yy, "y0")
         if self.pad:
-            hp, wp = self.padded_size
-            if self.x0_span[0] < 0 or self.x0_span[1] > wp - 2:
-                np.clip(x0, 0, wp - 2, out=x0)
-            if self.y0_span[0] < 0 or self.y0_span[1] > hp - 2:
-                np.clip(y0, 0, hp - 2, out=y0)
-            idx = self._flat_index(y0, x0, wp, hp * wp)
+            wp, idx = self._padded_index(x0, y0)
             return wp, [(0, idx), (1, idx), (wp, idx), (wp + 1, idx)]
         xs = (_map_index(x0, self.w, self.border), _map_index(x0 + 1, self.w, self.border))
         ys = (_map_index(y0, self.h, self.border), _map_index(y0 + 1, self.h, self.border))
@@ -284,12 +289,7 @@ class Grid:
         if self.pad:
             xx >>= 8
             yy >>= 8
-            hp, wp = self.padded_size
-            if self.x0_span[0] < 0 or self.x0_span[1] > wp - 2:
-                np.clip(xx, 0, wp - 2, out=xx)
-            if self.y0_span[0] < 0 or self.y0_span[1] > hp - 2:
-                np.clip(yy, 0, hp - 2, out=yy)
-            idx = self._flat_index(yy, xx, wp, hp * wp)
+            wp, idx = self._padded_index(xx, yy)
             (i00, i01, i10, i11) = ((0, idx), (1, idx), (wp, idx), (wp + 1, idx))
         else:
             _, (i00, i01, i10, i11) = self.corner_indices()
