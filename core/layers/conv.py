@@ -49,6 +49,15 @@ class _ConvBase(Module):
             self.bias.accumulate_grad(db)
         return dx
 
+    def _describe(self, padding: str) -> str:
+        """``extra_repr`` text: channels, kernel, stride, ``padding`` (already formatted), the non-defaults."""
+        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}{padding}"
+        if self.dilation != (1, 1):
+            s += f", dilation={self.dilation}"
+        if self.groups != 1:
+            s += f", groups={self.groups}"
+        return s + ("" if self.bias is not None else ", bias=False")
+
     def _checked_input(self, x):
         """Validate ``x`` as ``(N, in_channels, H, W)`` in the weight's dtype; returns ``(x, where)``."""
         where = f"{type(self).__name__}({self.extra_repr()})"
@@ -104,14 +113,8 @@ class Conv2d(_ConvBase):
         self._cache = None
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding not in ((0, 0), "valid"):
-            s += f", padding={self.padding!r}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False")
+        padding = "" if self.padding in ((0, 0), "valid") else f", padding={self.padding!r}"
+        return self._describe(padding)
 
     def forward(self, x):
         w = self.weight.data
@@ -179,16 +182,10 @@ class ConvTranspose2d(_ConvBase):
         self._cache = None
 
     def extra_repr(self) -> str:
-        s = f"{self.in_channels}, {self.out_channels}, kernel_size={self.kernel_size}, stride={self.stride}"
-        if self.padding != (0, 0):
-            s += f", padding={self.padding}"
+        padding = "" if self.padding == (0, 0) else f", padding={self.padding}"
         if self.output_padding != (0, 0):
-            s += f", output_padding={self.output_padding}"
-        if self.dilation != (1, 1):
-            s += f", dilation={self.dilation}"
-        if self.groups != 1:
-            s += f", groups={self.groups}"
-        return s + ("" if self.bias is not None else ", bias=False")
+            padding += f", output_padding={self.output_padding}"
+        return self._describe(padding)
 
     def forward(self, x):
         w = self.weight.data
