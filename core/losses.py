@@ -32,10 +32,10 @@ class _ElementwiseLoss(_Loss):
     """``pred`` and ``target`` of the same shape; the loss is a sum/mean of per-element terms."""
 
     def _elementwise(self, pred, target):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _elementwise()")
 
     def _elementwise_grad(self, pred, target):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _elementwise_grad()")
 
     def forward(self, pred, target):
         name = type(self).__name__

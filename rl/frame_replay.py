@@ -20,10 +20,10 @@ import numpy as np
 
 from core.backend import as_generator
 
-from .replay import ReplayBatch, check_positive_int, nstep_lookahead
+from .replay import ReplayBatch, RingSlots, check_positive_int, nstep_lookahead
 
 
-class FrameReplayBuffer:
+class FrameReplayBuffer(RingSlots):
     """Replay storing each frame of ``(S, H, W)`` stacked observations once.
 
     Args:
@@ -65,13 +65,6 @@ class FrameReplayBuffer:
         self.continuous = np.zeros(self.num_envs, dtype=bool)
         self.pos = 0
         self.full = False
-
-    @property
-    def capacity(self) -> int:
-        return self.rows * self.num_envs
-
-    def __len__(self) -> int:
-        return (self.rows if self.full else self.pos) * self.num_envs
 
     @property
     def nbytes(self) -> int:

@@ -84,7 +84,29 @@ def nstep_lookahead(rewards, dones, row, col, available, n_step: int, gamma: flo
     return returns, last_row, k
 
 
-class ReplayBuffer:
+class RingSlots:
+    """Size accounting of a ring of ``rows`` x ``num_envs`` slots written row by row
+    (``pos``: next row, ``full``: wrapped at least once); shared by the replay buffers."""
+
+    rows: int
+    num_envs: int
+    pos: int
+    full: bool
+
+    @property
+    def capacity(self) -> int:
+        return self.rows * self.num_envs
+
+    def __len__(self) -> int:
+        """Number of stored slots (valid or not)."""
+        return self.filled_rows * self.num_envs
+
+    @property
+    def filled_rows(self) -> int:
+        return self.rows if self.full else self.pos
+
+
+class ReplayBuffer(RingSlots):
     """Uniform experience replay over ``capacity`` transitions.
 
     Args:
@@ -123,19 +145,6 @@ class ReplayBuffer:
         self.pos = 0
         self.full = False
         self._num_invalid = 0  # invalid slots currently stored (skip the check when zero)
-
-    # ------------------------------------------------------------------ size
-    @property
-    def capacity(self) -> int:
-        return self.rows * self.num_envs
-
-    def __len__(self) -> int:
-        """Number of stored slots (valid or not)."""
-        return (self.rows if self.full else self.pos) * self.num_envs
-
-    @property
-    def filled_rows(self) -> int:
-        return self.rows if self.full else self.pos
 
     # ------------------------------------------------------------------- add
     def add(self, obs, actions, rewards, next_obs, terminated, truncated, valid=None) -> np.ndarray:

@@ -88,7 +88,7 @@ class BatchTransform(Transform):
         return self.mix(images, self._check(images, labels), params)
 
     def mix(self, images, y, params):
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement mix()")
 
 
 def _blend(a: np.ndarray, b: np.ndarray, lam: float) -> np.ndarray:

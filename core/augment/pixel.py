@@ -41,7 +41,7 @@ class ToneCurve(Transform):
     """A per-value function ``curve(x, **params)`` on [0, 1] units; uint8 images use a table."""
 
     def curve(self, x: np.ndarray, **params) -> np.ndarray:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement curve()")
 
     def lut(self, **params) -> np.ndarray:
         table = np.multiply(self.curve(_LEVELS, **params), 255.0)

@@ -29,7 +29,7 @@ class _DropoutBase(Module):
         return f"p={self.p}"
 
     def _mask_shape(self, x) -> tuple:
-        raise NotImplementedError
+        raise NotImplementedError(f"{type(self).__name__} must implement _mask_shape()")
 
     def forward(self, x):
         x = float_input(x, f"{type(self).__name__}(p={self.p})")
