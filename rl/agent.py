@@ -21,6 +21,7 @@ import numpy as np
 from core import functional as F
 from core.backend import as_generator
 from core.optim import Adam, RMSprop, clip_grad_norm
+from core.optim.flat import flatten_parameters
 
 from .config import DQNConfig
 from .fused_mlp import FusedMLP, mlp_linears
@@ -51,6 +52,9 @@ class DQNAgent:
         self.q_target = build_q_network(self.obs_shape, self.num_actions, rng=self.rng, **kwargs)
         self.q_target.load_state_dict(self.q.state_dict())
         self.q_target.eval()
+        plain = mlp_linears(self.q) is not None
+        if plain:  # one buffer for all weights: Adam updates them in one pass (core.optim.flat)
+            flatten_parameters(self.q.parameters())
         self.params = self.q.parameters()
         self._target_params = self.q_target.parameters()
         if config.optimizer == "adam":
@@ -64,7 +68,6 @@ class DQNAgent:
             else MSELoss(reduction="none", half=True)
         self.num_updates = 0
         # Plain Linear/ReLU MLPs train through a fused, allocation-free forward/backward.
-        plain = mlp_linears(self.q) is not None
         self._fused = FusedMLP(self.q) if plain else None
         self._fused_target = FusedMLP(self.q_target) if plain else None
         self._step_buffers: dict = {}  # batch size -> (row indices, dQ scratch, uniform loss weights)
@@ -251,6 +254,8 @@ class DQNAgent:
 
     def load_state_dict(self, state: dict) -> None:
         self.q.load_state_dict(state["q"])
+        if self._fused is not None:  # loading replaced the arrays: back into one buffer
+            flatten_parameters(self.q.parameters())
         self.q_target.load_state_dict(state["q_target"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]

@@ -127,9 +127,12 @@ class DQN:
         on_progress = getattr(callback, "on_progress", None)
         needs_reset = np.ones(c.num_envs, dtype=bool) if self._obs is None else self._needs_reset
         obs = self._obs
+        n_envs = c.num_envs
+        # np.count_nonzero rather than .all()/.any() on these (num_envs,) bool arrays: a C fast
+        # path, a few microseconds per step less than a ufunc reduction (CartPole steps take ~10)
         while self.num_steps < c.total_steps and not self.stop_requested:
-            if needs_reset.all():  # every env just ended (always so with one env): reset instead of
-                obs = self._reset()  # an autoreset step, which would be a wasted transition
+            if np.count_nonzero(needs_reset) == n_envs:  # every env just ended (always so with one
+                obs = self._reset()  # env): reset instead of an autoreset step, a wasted transition
                 needs_reset[:] = False
             actions = self.agent.act(obs, self.epsilon(self.num_steps))
             next_obs, rewards, terminated, truncated = self._step_envs(actions)
@@ -139,8 +142,9 @@ class DQN:
             self._ep_length += 1
             ended = (terminated | truncated) & valid
             before = self.num_steps
-            self.num_steps += int(np.count_nonzero(valid))
-            if ended.any():
+            num_valid = int(np.count_nonzero(valid))
+            self.num_steps += num_valid
+            if np.count_nonzero(ended):
                 for i in np.flatnonzero(ended):
                     self.num_episodes += 1
                     ret, length = float(self._ep_return[i]), int(self._ep_length[i])
@@ -150,7 +154,7 @@ class DQN:
                         on_episode(self, self.num_steps, ret, length)
                 self._ep_return[ended] = 0.0
                 self._ep_length[ended] = 0
-            if not valid.all():
+            if num_valid != n_envs:
                 self._ep_return[~valid] = 0.0
                 self._ep_length[~valid] = 0
             needs_reset = ended

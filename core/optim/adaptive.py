@@ -10,6 +10,7 @@ from __future__ import annotations
 import math
 
 from ..backend import get_array_module
+from .flat import joined_view
 from .optimizer import Optimizer, check_fraction, check_nonnegative
 
 
@@ -193,20 +194,22 @@ class Adam(Optimizer):
         t = self.state[params[0]]["step"] + 1
         for p in params:
             self.state[p]["step"] = t
-        for p, g in zip(params, flat.g_views):
-            if self.decoupled_weight_decay:
-                if wd != 0.0:
-                    p.data *= 1.0 - lr * wd
-                xp.copyto(g, p.grad)
-            elif wd != 0.0:
-                xp.multiply(p.data, wd, out=g)
-                g += p.grad
-            else:
-                xp.copyto(g, p.grad)
-        _update_moments(xp, flat.m, flat.v, flat.g, flat.tmp, b1, b2)
+        decoupled = self.decoupled_weight_decay
+        if decoupled and wd != 0.0:
+            _add_each(params, flat.joined("data", [p.data for p in params]), None, scale=1.0 - lr * wd)
+        # the caller's gradients already tile one buffer (FusedMLP's): read them there, no copy
+        g = flat.joined("grad", [p.grad for p in params]) if decoupled or wd == 0.0 else None
+        if g is None or g.dtype != flat.g.dtype:
+            g = flat.g
+            for p, view in zip(params, flat.g_views):
+                if not decoupled and wd != 0.0:
+                    xp.multiply(p.data, wd, out=view)
+                    view += p.grad
+                else:
+                    xp.copyto(view, p.grad)
+        _update_moments(xp, flat.m, flat.v, g, flat.tmp, b1, b2, t)
         _adam_delta(xp, flat.m, flat.v, flat.tmp, lr, b1, b2, group["eps"], t)
-        for p, d in zip(params, flat.tmp_views):
-            p.data += d
+        _add_each(params, flat.joined("data", [p.data for p in params]), flat.tmp_views, flat.tmp)
 
     def _flat_moments(self, group: dict, params: list):
         """The group's flat buffers with ``state`` pointing into them; ``None`` when they cannot be shared."""
@@ -245,7 +248,7 @@ class Adam(Optimizer):
         else:
             g = self._decayed_grad(p, grad, wd, slot=0)
         m, v, tmp = state["exp_avg"], state["exp_avg_sq"], self._buffer(p, 1)
-        _update_moments(xp, m, v, g, tmp, b1, b2)
+        _update_moments(xp, m, v, g, tmp, b1, b2, t)
         if group["amsgrad"]:
             v_max = state.get("max_exp_avg_sq")
             if v_max is None:  # amsgrad switched on after the first step
@@ -256,11 +259,41 @@ class Adam(Optimizer):
         p.data += tmp
 
 
-def _update_moments(xp, m, v, g, tmp, b1: float, b2: float) -> None:
-    """``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2`` in place (``tmp``: scratch)."""
+def _add_each(params, joined, deltas, delta=None, scale=None) -> None:
+    """``p.data += delta`` (or ``p.data *= scale``) for every parameter: one call over ``joined``
+    (their values, back to back) when there is one, else one per parameter (``deltas``: views)."""
+    if joined is not None:
+        if scale is None:
+            joined += delta
+        else:
+            joined *= scale
+    elif scale is None:
+        for p, d in zip(params, deltas):
+            p.data += d
+    else:
+        for p in params:
+            p.data *= scale
+
+
+#: Every FLUSH_EVERY steps, first moments smaller than FLUSH_BELOW in magnitude are set to zero.
+#: The moment of a parameter whose gradient stays zero (a dead ReLU unit's weights: over half of a
+#: DQN MLP's) decays by beta1 per step into the subnormal range, where every pass over it (the
+#: moment update, the step, the parameter update) runs about a third slower; NumPy cannot set the
+#: CPU's flush-to-zero mode, so this does its job. Survivors stay normal until the next flush
+#: (float32: 2^-100 * 0.9^64 > 2^-126), and the step such a moment would add is below
+#: lr * 2^-100 / eps.
+FLUSH_EVERY = 64
+FLUSH_BELOW = 2.0 ** -100
+
+
+def _update_moments(xp, m, v, g, tmp, b1: float, b2: float, t: int) -> None:
+    """``m = b1 m + (1 - b1) g``, ``v = b2 v + (1 - b2) g^2`` in place (``tmp``: scratch; ``t``: the step)."""
     m *= b1
     xp.multiply(g, 1.0 - b1, out=tmp)
     m += tmp
+    if t % FLUSH_EVERY == 0:
+        xp.abs(m, out=tmp)
+        m[tmp < FLUSH_BELOW] = 0
     v *= b2
     xp.multiply(g, 1.0 - b2, out=tmp)
     tmp *= g
@@ -315,6 +348,16 @@ class _FlatMoments:
         self.v_views = [self.v[a:b].reshape(shape) for a, b, shape in spans]
         self.g_views = [self.g[a:b].reshape(shape) for a, b, shape in spans]
         self.tmp_views = [self.tmp[a:b].reshape(shape) for a, b, shape in spans]
+        self._joined: dict = {}  # name -> (the arrays, their joined view or None)
+
+    def joined(self, name: str, arrays: list):
+        """``joined_view(arrays)``, remembered while the same array objects come back each step."""
+        known = self._joined.get(name)
+        if known is not None and len(known[0]) == len(arrays) and all(a is b for a, b in zip(arrays, known[0])):
+            return known[1]
+        view = joined_view(arrays)
+        self._joined[name] = (arrays, view)
+        return view
 
     def serves(self, params: list, state: dict) -> bool:
         """Whether these buffers still hold exactly these parameters' moments, all at one step count."""
