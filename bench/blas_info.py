@@ -19,9 +19,11 @@ def blas_info() -> dict:
         from threadpoolctl import threadpool_info
     except ImportError:
         return info
-    for lib in threadpool_info():
-        if lib.get("user_api") == "blas":
-            info["blas"] = f"{lib.get('internal_api')} {lib.get('architecture', '')}".strip()
-            info["blas_threads"] = lib.get("num_threads")
-            break
+    libs = [lib for lib in threadpool_info() if lib.get("user_api") == "blas"]
+    # NumPy's own copy: once PyTorch is imported (the peers' runs) its bundled BLAS is listed too
+    ours = [lib for lib in libs if "numpy" in lib.get("filepath", "")] or libs
+    if ours:
+        lib = ours[0]
+        info["blas"] = f"{lib.get('internal_api')} {lib.get('architecture', '')}".strip()
+        info["blas_threads"] = lib.get("num_threads")
     return info

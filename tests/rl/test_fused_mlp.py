@@ -290,3 +290,20 @@ def test_runs_train_the_same_with_or_without_the_fused_path(extra):
     if extra.get("prioritized"):
         n = len(fused.replay)
         np.testing.assert_allclose(fused.replay.tree[np.arange(n)], generic.replay.tree[np.arange(n)], rtol=1e-4, atol=1e-5)
+
+
+def test_agent_keeps_mlp_weights_in_one_buffer_across_a_state_reload():
+    """Adam's single-pass update needs the online weights back to back (core.optim.flat)."""
+    from core.optim.flat import joined_view
+
+    agent, _ = agent_pair()
+    assert joined_view([p.data for p in agent.q.parameters()]) is not None
+    rng = np.random.default_rng(0)
+    agent.train_step(random_batch(rng))
+    other, _ = agent_pair()
+    other.load_state_dict(agent.state_dict())
+    assert joined_view([p.data for p in other.q.parameters()]) is not None
+    for a, b in zip(other.q.parameters(), agent.q.parameters()):
+        np.testing.assert_array_equal(a.data, b.data)
+    batch = random_batch(rng)
+    np.testing.assert_array_equal(other.train_step(batch)[1], agent.train_step(batch)[1])
