@@ -156,7 +156,7 @@ class DQNAgent:
             k = min(chunk, steps - start)
             batch = replay.gather(replay.sample_indices(k * batch_size))
             # Many draws repeat a slot while the buffer is small: evaluate each slot once.
-            _, first, inverse = np.unique(batch.indices, return_index=True, return_inverse=True)
+            first, inverse = _distinct(batch.indices, replay.capacity)
             q_next_target = self._predict_target(batch.next_obs[first], max_rows=batch_size)
             bootstrap = batch.discounts * (1.0 - batch.terminated)
             if double:
@@ -260,3 +260,26 @@ class DQNAgent:
         self.optimizer.load_state_dict(state["optimizer"])
         self.rng.bit_generator.state = state["rng"]
         self.num_updates = int(state["num_updates"])
+
+
+def _distinct(indices: np.ndarray, size: int):
+    """``(a position of each distinct value, inverse)`` of ``indices`` (ints in ``[0, size)``).
+
+    What ``np.unique(..., return_index=True, return_inverse=True)[1:]`` gives, except that
+    any occurrence may stand for a value (equal slots hold equal transitions). While ``size``
+    is within a few times ``len(indices)``, two lookup tables replace the sort: ~6x faster
+    on a CartPole burst (8,192 draws from up to 100,000 slots).
+    """
+    n = len(indices)
+    if size > 16 * n:
+        _, first, inverse = np.unique(indices, return_index=True, return_inverse=True)
+        return first, inverse
+    seen = np.zeros(size, dtype=bool)
+    seen[indices] = True
+    values = np.flatnonzero(seen)
+    rank = np.empty(size, dtype=np.intp)
+    rank[values] = np.arange(len(values))
+    position = np.empty(size, dtype=np.intp)
+    position[indices] = np.arange(n)  # repeated slots: whichever write lands, it is an occurrence
+    return position[values], rank[indices]
+

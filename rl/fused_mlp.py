@@ -192,10 +192,10 @@ class FusedMLP:
             if live is None:
                 np.matmul(dz, h.T, out=views[2 * i])
             else:
-                dz = dz[live]  # (live, B)
+                dz = np.take(dz, live, axis=0)  # (live, B); take: faster than fancy indexing
                 views[2 * i].fill(0)
                 views[2 * i][live] = dz @ h.T
-                weight = weight[live]
+                weight = np.take(weight, live, axis=0)
             if i:
                 dh = grads[i - 1]
                 np.matmul(weight.T, dz, out=dh)

@@ -216,12 +216,14 @@ class ReplayBuffer(RingSlots):
         """Build the batch for the given flat slot indices ``(B,)``."""
         n = self.num_envs
         flat = np.asarray(flat, dtype=np.int64)
-        obs = self.obs.reshape((-1,) + self.obs_shape)[flat]
-        actions = self.actions.reshape(-1)[flat]
+        # np.take along axis 0 copies whole rows; obs[flat] runs NumPy's general fancy
+        # indexing, ~10x slower for small rows (an 8,192-draw burst of CartPole observations)
+        obs = np.take(self.obs.reshape((-1,) + self.obs_shape), flat, axis=0)
+        actions = np.take(self.actions.reshape(-1), flat)
         if self.n_step == 1:
-            rewards = self.rewards.reshape(-1)[flat]
-            next_obs = self.next_obs.reshape((-1,) + self.obs_shape)[flat]
-            terminated = self.terminated.reshape(-1)[flat]
+            rewards = np.take(self.rewards.reshape(-1), flat)
+            next_obs = np.take(self.next_obs.reshape((-1,) + self.obs_shape), flat, axis=0)
+            terminated = np.take(self.terminated.reshape(-1), flat)
             discounts = np.full(flat.shape, self.gamma, dtype=np.float32)
             return ReplayBatch(obs, actions, rewards, next_obs, terminated, discounts, flat)
         row, col = np.divmod(flat, n)

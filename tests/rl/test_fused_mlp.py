@@ -307,3 +307,14 @@ def test_agent_keeps_mlp_weights_in_one_buffer_across_a_state_reload():
         np.testing.assert_array_equal(a.data, b.data)
     batch = random_batch(rng)
     np.testing.assert_array_equal(other.train_step(batch)[1], agent.train_step(batch)[1])
+
+
+@pytest.mark.parametrize("size", [50, 4000, 10**6])  # lookup tables, and np.unique for sparse draws
+def test_distinct_slots_of_a_burst(size):
+    from rl.agent import _distinct
+
+    indices = np.random.default_rng(size).integers(0, size, 3000)
+    first, inverse = _distinct(indices, size)
+    assert len(first) == len(np.unique(indices))
+    np.testing.assert_array_equal(np.sort(indices[first]), np.unique(indices))
+    np.testing.assert_array_equal(indices[first][inverse], indices)
