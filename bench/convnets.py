@@ -138,14 +138,11 @@ def worker_layer(repeats: int, threads: int) -> dict:
     b = np.zeros(O, np.float32)
     flops = 2.0 * N * O * C * k * k * H * H  # output is 56x56 with padding 1
 
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from timing import median_seconds
+
     def best(fn):
-        fn()
-        times = []
-        for _ in range(repeats):
-            t = time.perf_counter()
-            fn()
-            times.append(time.perf_counter() - t)
-        return statistics.median(times)
+        return median_seconds(fn, repeats, warmup=True)
 
     y, cache = conv2d_forward(x, w, b, padding=1)
     dy = rng.standard_normal(y.shape, dtype=np.float32)

@@ -20,7 +20,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from pathlib import Path
 
 
@@ -43,6 +42,9 @@ if ARGS is not None:  # must happen before NumPy (and its BLAS) is imported
 import numpy as np  # noqa: E402
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from timing import median_seconds  # noqa: E402
 
 BLOCKS = ((1, 3, 1, 1, 32, 16), (2, 3, 2, 6, 16, 24), (2, 5, 2, 6, 24, 40), (3, 3, 2, 6, 40, 80),
           (3, 5, 1, 6, 80, 112), (4, 5, 2, 6, 112, 192), (1, 3, 1, 6, 192, 320))
@@ -112,13 +114,6 @@ def torch_efficientnet_lite0():
     return Lite0()
 
 
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
 
 
 def main(args) -> dict:
@@ -144,21 +139,21 @@ def main(args) -> dict:
     for n in args.batch_sizes:
         x = np.random.default_rng(n).standard_normal((n, 3, 224, 224)).astype(np.float32)
         y = model.infer(x)  # warm-up
-        row = {"zerodl": n / median_time(lambda: model.infer(x), args.repeats)}
+        row = {"zerodl": n / median_seconds(lambda: model.infer(x), args.repeats)}
         if tmodel is not None:
             xt = torch.from_numpy(x)
             with torch.no_grad():
                 ref = tmodel(xt).numpy()  # warm-up
                 zs, ts = [], []
                 for _ in range(args.repeats):  # alternate, so both see the same machine load
-                    zs.append(median_time(lambda: model.infer(x), 1))
-                    ts.append(median_time(lambda: tmodel(xt), 1))
+                    zs.append(median_seconds(lambda: model.infer(x), 1))
+                    ts.append(median_seconds(lambda: tmodel(xt), 1))
             row = {"zerodl": n / statistics.median(zs), "torch": n / statistics.median(ts)}
             row["ratio"] = row["zerodl"] / row["torch"]
             figures[f"batch{n}_max_abs_logit_diff"] = float(np.abs(y - ref).max())
         if args.forward_repeats > 0:
             model(x)
-            row["zerodl_forward"] = n / median_time(lambda: model(x), args.forward_repeats)
+            row["zerodl_forward"] = n / median_seconds(lambda: model(x), args.forward_repeats)
         for k, v in row.items():
             figures[f"batch{n}_{k}" + ("_img_s" if k != "ratio" else "")] = round(v, 3)
         line = f"batch {n:3d}: zerodl infer {row['zerodl']:7.2f} img/s"
@@ -176,7 +171,6 @@ if __name__ == "__main__":
     except FileNotFoundError as e:  # the weights package is not installed
         print(f"skipped: {e}", file=sys.stderr)
         result = {"skipped": str(e)}
-    sys.path.insert(0, str(Path(__file__).resolve().parent))
     from blas_info import blas_info
 
     print(json.dumps({**result, **blas_info()}))
