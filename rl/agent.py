@@ -282,4 +282,3 @@ def _distinct(indices: np.ndarray, size: int):
     position = np.empty(size, dtype=np.intp)
     position[indices] = np.arange(n)  # repeated slots: whichever write lands, it is an occurrence
     return position[values], rank[indices]
-
